@@ -1,0 +1,113 @@
+import { accountKey, BadAccountValue, parseAccount } from './account.js';
+import type { Lookup, Unknown, UnknownCause } from './lookup.js';
+import type { Replica } from './replica.js';
+import type { ReplicaPool } from './replica-pool.js';
+
+export interface ReaderOptions {
+  /** Ask the next replica when the first has not answered within this time. */
+  hedgeDelayMs: number;
+  /** A replica that has not answered within this time is suspect, and its read fails. */
+  replicaTimeoutMs: number;
+}
+
+/** When several replicas fail, the cause reported is the most telling one. */
+const CAUSE_RANK: UnknownCause[] = ['bad-value', 'loading', 'masterdown', 'not-in-sync', 'error', 'timeout', 'no-healthy-replica'];
+
+/**
+ * The tri-state account lookup. Each read is one round trip to one replica: MULTI, INFO
+ * replication, HGETALL, EXEC, so the answer and the replica's replication state are from the
+ * same instant. A nil (or a value) from a replica that is not in sync is *unknown*, not *absent*.
+ * A slow replica is hedged: after hedgeDelayMs the next replica is asked too, first answer wins.
+ */
+export class AccountReader {
+  constructor(
+    private readonly pool: ReplicaPool,
+    private readonly options: ReaderOptions,
+  ) {}
+
+  lookup(accountId: string): Promise<Lookup> {
+    const candidates = this.pool.inSync();
+    if (candidates.length === 0) {
+      return Promise.resolve(unknown('no-healthy-replica', this.pool.replicas.map((r) => `${r.name}: ${r.healthDetail}`).join('; ')));
+    }
+    const key = accountKey(accountId);
+    const { hedgeDelayMs, replicaTimeoutMs } = this.options;
+
+    return new Promise<Lookup>((resolve) => {
+      const failures: Unknown[] = [];
+      let started = 0;
+      let finished = false;
+      let hedge: NodeJS.Timeout | undefined;
+
+      const settle = (result: Lookup) => {
+        finished = true;
+        clearTimeout(hedge);
+        resolve(result);
+      };
+      const fail = (failure: Unknown) => {
+        if (finished) return;
+        failures.push(failure);
+        if (started < candidates.length) startNext();
+        else if (failures.length === candidates.length) settle(worst(failures));
+      };
+      const startNext = () => {
+        const replica = candidates[started++]!;
+        clearTimeout(hedge);
+        if (started < candidates.length) hedge = setTimeout(startNext, hedgeDelayMs);
+        readFrom(replica, accountId, key, replicaTimeoutMs).then((result) => {
+          if (result.outcome === 'unknown') fail(result);
+          else if (!finished) settle(result);
+        });
+      };
+      startNext();
+    });
+  }
+}
+
+/** One read from one replica, bounded by timeoutMs; never rejects. */
+async function readFrom(replica: Replica, accountId: string, key: string, timeoutMs: number): Promise<Lookup> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(resolve, timeoutMs, 'timeout');
+  });
+  try {
+    const reply = await Promise.race([replica.client.multi().info('replication').hgetall(key).exec(), timeout]);
+    if (reply === 'timeout') {
+      replica.setHealth('suspect', `read timed out after ${timeoutMs} ms`);
+      return unknown('timeout', `${replica.name}: no answer within ${timeoutMs} ms`);
+    }
+    const [[infoError, info], [hashError, fields]] = reply as [[Error | null, string], [Error | null, Record<string, string>]];
+    if (infoError || hashError) return fromError(replica, (infoError ?? hashError)!);
+    const notInSync = replica.noteReplication(info);
+    if (notInSync) return unknown('not-in-sync', `${replica.name}: ${notInSync}`);
+    if (Object.keys(fields).length === 0) return { outcome: 'absent', replica: replica.name };
+    return { outcome: 'found', account: parseAccount(accountId, fields), replica: replica.name, at: Date.now() };
+  } catch (err) {
+    if (err instanceof BadAccountValue) return unknown('bad-value', `${replica.name}: account ${accountId}: ${err.message}`);
+    return fromError(replica, err as Error & { previousErrors?: Error[] });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function fromError(replica: Replica, err: Error & { previousErrors?: Error[] }): Unknown {
+  const messages = [err.message, ...(err.previousErrors ?? []).map((e) => e.message)].join(' / ');
+  if (messages.includes('LOADING')) {
+    replica.setHealth('not-in-sync', 'loading its dataset');
+    return unknown('loading', `${replica.name}: ${messages}`);
+  }
+  if (messages.includes('MASTERDOWN')) {
+    replica.setHealth('not-in-sync', 'link to master down (MASTERDOWN)');
+    return unknown('masterdown', `${replica.name}: ${messages}`);
+  }
+  return unknown('error', `${replica.name}: ${messages}`);
+}
+
+function unknown(cause: UnknownCause, detail: string): Unknown {
+  return { outcome: 'unknown', cause, detail };
+}
+
+function worst(failures: Unknown[]): Unknown {
+  const ranked = [...failures].sort((a, b) => CAUSE_RANK.indexOf(a.cause) - CAUSE_RANK.indexOf(b.cause));
+  return unknown(ranked[0]!.cause, failures.map((f) => f.detail).join('; '));
+}

@@ -1,0 +1,113 @@
+import { Redis } from 'ioredis';
+import type { Logger } from '../log.js';
+import { notInSyncBecause, parseReplicationInfo } from './replication-state.js';
+
+export interface ReplicaAddress {
+  /** How operators name it in logs and metrics; defaults to host:port. */
+  name?: string;
+  host: string;
+  port: number;
+}
+
+/**
+ * - `in-sync`: linked to its master, no sync running: its answers are authoritative.
+ * - `unverified`: just (re)connected; not trusted until a probe says it is in sync.
+ * - `not-in-sync`: syncing, loading, cut from its master, or not a replica.
+ * - `suspect`: a read timed out; skipped until a probe answers in time.
+ * - `unreachable`: no connection.
+ */
+export type ReplicaHealth = 'in-sync' | 'unverified' | 'not-in-sync' | 'suspect' | 'unreachable';
+
+export interface ReplicaOptions {
+  probeTimeoutMs: number;
+  connectTimeoutMs: number;
+  password?: string;
+  logger: Logger;
+}
+
+/** One local read replica: its connection and what we currently believe of its health. */
+export class Replica {
+  readonly name: string;
+  readonly client: Redis;
+  health: ReplicaHealth = 'unreachable';
+  /** Why it is not in sync (for logs, metrics and the admin API). */
+  healthDetail = 'not connected yet';
+  /** Seconds since the replica last heard from its master, as of the last probe or read. */
+  masterSilenceS = -1;
+  private readonly logger: Logger;
+  private readonly probeTimeoutMs: number;
+
+  constructor(address: ReplicaAddress, options: ReplicaOptions) {
+    this.name = address.name ?? `${address.host}:${address.port}`;
+    this.logger = options.logger.child({ replica: this.name });
+    this.probeTimeoutMs = options.probeTimeoutMs;
+    this.client = new Redis({
+      host: address.host,
+      port: address.port,
+      password: options.password,
+      connectionName: 'credit-edge-reader',
+      // Never queue a read for later: a read that cannot go now goes to another replica.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      // Our own probes judge readiness; ioredis's ready check would hide -LOADING behind a wait.
+      enableReadyCheck: false,
+      connectTimeout: options.connectTimeoutMs,
+      keepAlive: 1000,
+      noDelay: true,
+      retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
+    });
+    this.client.on('ready', () => {
+      this.setHealth('unverified', 'connected, waiting for a probe');
+      void this.probe();
+    });
+    this.client.on('close', () => this.setHealth('unreachable', 'connection closed'));
+    // ioredis reports connection errors here too; health follows from 'close'.
+    this.client.on('error', (err: Error) => this.logger.debug({ err: err.message }, 'replica connection error'));
+  }
+
+  get inSync(): boolean {
+    return this.health === 'in-sync';
+  }
+
+  /** Asks the replica how its replication stands; a reply late past probeTimeoutMs is a failure. */
+  async probe(): Promise<void> {
+    if (this.client.status !== 'ready') return;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const info = await Promise.race([
+        this.client.info('replication'),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`probe timed out after ${this.probeTimeoutMs} ms`)), this.probeTimeoutMs);
+        }),
+      ]);
+      this.noteReplication(info);
+    } catch (err) {
+      this.setHealth(this.health === 'unreachable' ? 'unreachable' : 'suspect', (err as Error).message);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Updates health from an INFO replication text (from a probe or from a read). */
+  noteReplication(info: string): string | undefined {
+    const state = parseReplicationInfo(info);
+    this.masterSilenceS = state.masterSilenceS;
+    const because = notInSyncBecause(state);
+    if (because) this.setHealth('not-in-sync', because);
+    else this.setHealth('in-sync', 'in sync');
+    return because;
+  }
+
+  setHealth(health: ReplicaHealth, detail: string): void {
+    if (this.health !== health) {
+      const level = health === 'in-sync' ? 'info' : 'warn';
+      this.logger[level]({ from: this.health, to: health, detail }, 'replica health changed');
+    }
+    this.health = health;
+    this.healthDetail = detail;
+  }
+
+  async close(): Promise<void> {
+    this.client.disconnect();
+  }
+}

@@ -1,0 +1,41 @@
+import { LRUCache } from 'lru-cache';
+import type { Account } from './account.js';
+import type { CachedAccount, Found } from './lookup.js';
+
+interface Entry {
+  account: Account;
+  replica: string;
+  at: number;
+}
+
+/**
+ * The last authoritative copy of each account, for the moments when no replica can answer.
+ * Every *found* is remembered, an authoritative *absent* forgets, and nothing else touches it:
+ * the cache can only give back the last known truth, with its age, never invent one. Whether a
+ * copy is young enough to decide on is the decision table's call (max-stale).
+ */
+export class StaleCache {
+  private readonly entries: LRUCache<string, Entry>;
+
+  constructor(options: { maxEntries: number }) {
+    this.entries = new LRUCache<string, Entry>({ max: options.maxEntries });
+  }
+
+  remember(found: Found): void {
+    this.entries.set(found.account.id, { account: found.account, replica: found.replica, at: found.at });
+  }
+
+  forget(accountId: string): void {
+    this.entries.delete(accountId);
+  }
+
+  recall(accountId: string, now: number): CachedAccount | undefined {
+    const entry = this.entries.get(accountId);
+    if (!entry) return undefined;
+    return { account: entry.account, replica: entry.replica, ageMs: Math.max(0, now - entry.at) };
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}

@@ -1,0 +1,102 @@
+import { z } from 'zod';
+import { DEFAULT_REJECTIONS, type Rejection, type Verdict } from '../policy/rules.js';
+
+/**
+ * The operator's config file, as a schema: every key, its type, its default. Unknown keys are
+ * errors (a typo must not silently fall back to a default). `config/credit-edge.example.yaml`
+ * documents each key; keep the two in step.
+ */
+
+const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port');
+const port = z.number().int().min(0).max(65535);
+const positiveMs = z.number().int().positive();
+const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'expected a name of letters, digits, . _ -');
+const sipUri = z.string().regex(/^sips?:[^\s]+$/, 'expected a SIP URI such as sip:carrier.example:5060');
+const cidr = z.string().regex(/^[0-9a-fA-F.:]+(\/\d{1,3})?$/, 'expected an IP address or CIDR such as 192.0.2.0/24');
+
+const replica = z.strictObject({ name: name.optional(), host: z.string().min(1), port });
+
+const rejection = z.strictObject({
+  status: z.number().int().min(400).max(699),
+  phrase: z.string().min(1).regex(/^[^\r\n]+$/, 'one line of text'),
+  q850: z.number().int().min(1).max(127),
+  retry_after: z.number().int().min(0).optional(),
+});
+
+const verdicts = Object.keys(DEFAULT_REJECTIONS) as [Verdict, ...Verdict[]];
+
+export const configSchema = z.strictObject({
+  /** Names this edge in logs, metrics and calls-in-progress records. */
+  node_id: name.default('edge-1'),
+  log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+
+  /** The SIP server the app drives: the embedded engine or a drachtio-server. */
+  sip: z
+    .strictObject({
+      server: z.strictObject({ host: z.string().default('127.0.0.1'), port: port.default(9022), secret: z.string().min(1).default('cymru') }).prefault({}),
+      /** Starts the embedded engine in-process (development); off when a drachtio-server runs. */
+      embedded_engine: z
+        .strictObject({ enabled: z.boolean().default(true), listen: hostPort.default('127.0.0.1:5060') })
+        .prefault({}),
+    })
+    .prefault({}),
+
+  redis: z
+    .strictObject({
+      password: z.string().optional(),
+      /** The local read replicas the edge reads account state from. */
+      replicas: z.array(replica).min(1).default([{ host: '127.0.0.1', port: 6380 }]),
+      sentinel: z
+        .strictObject({ master_name: name.default('credit-edge'), addresses: z.array(hostPort).min(1).default(['127.0.0.1:26379']) })
+        .prefault({}),
+    })
+    .prefault({}),
+
+  lookup: z
+    .strictObject({
+      hedge_delay_ms: positiveMs.default(3),
+      replica_timeout_ms: positiveMs.default(10),
+      probe_interval_ms: positiveMs.default(250),
+      probe_timeout_ms: positiveMs.default(250),
+      connect_timeout_ms: positiveMs.default(1000),
+    })
+    .prefault({}),
+
+  cache: z.strictObject({ max_entries: z.number().int().positive().default(100_000), max_stale_ms: positiveMs.default(300_000) }).prefault({}),
+
+  identify: z
+    .strictObject({
+      order: z.array(z.enum(['source', 'digest', 'header'])).min(1).default(['source', 'header']),
+      header: z.string().regex(/^[A-Za-z0-9-]+$/).default('X-Account-Id'),
+      /** The header is believed only from these addresses. */
+      trusted_sources: z.array(cidr).default(['127.0.0.1/32']),
+      trunks: z.array(z.strictObject({ cidr, account: name })).default([]),
+      digest_realm: z.string().min(1).default('credit-edge'),
+    })
+    .prefault({}),
+
+  /** Route group -> targets tried in order (sequential failover). */
+  routes: z.record(name, z.array(sipUri).min(1)).default({}),
+
+  responses: z.partialRecord(z.enum(verdicts), rejection).default({}),
+  channel_fail_policy: z.enum(['last-seen', 'allow', 'reject']).default('last-seen'),
+  /** Adds X-Credit-Decision to responses, for operators' debugging. */
+  decision_header: z.boolean().default(false),
+
+  overload: z.strictObject({ max_in_flight: z.number().int().positive().default(500) }).prefault({}),
+
+  admin: z
+    .strictObject({ listen: hostPort.default('127.0.0.1:8080'), token: z.string().min(16).optional() })
+    .prefault({}),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+/** The rejections in force: the defaults, with the operator's per-verdict overrides. */
+export function rejectionsOf(config: Config): Record<Verdict, Rejection> {
+  const rejections = { ...DEFAULT_REJECTIONS };
+  for (const [verdict, r] of Object.entries(config.responses) as [Verdict, z.infer<typeof rejection>][]) {
+    rejections[verdict] = { status: r.status, phrase: r.phrase, q850: r.q850, ...(r.retry_after !== undefined && { retryAfter: r.retry_after }) };
+  }
+  return rejections;
+}

@@ -1,0 +1,22 @@
+import { pino, type Logger, type LoggerOptions } from 'pino';
+
+export type { Logger };
+
+/**
+ * The process logger: pino JSON on stdout. Secrets never reach a log line: the redaction list
+ * covers every config and wire field that can hold one.
+ */
+export function createLogger(options: LoggerOptions = {}): Logger {
+  return pino({
+    level: process.env.LOG_LEVEL ?? 'info',
+    base: { service: 'credit-edge' },
+    redact: {
+      paths: ['secret', '*.secret', 'password', '*.password', 'token', '*.token', 'authorization', '*.authorization'],
+      censor: '[redacted]',
+    },
+    ...options,
+  });
+}
+
+/** A logger that writes nothing: the default for library code and tests that do not pass one. */
+export const silentLogger: Logger = pino({ level: 'silent' });

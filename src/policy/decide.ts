@@ -1,0 +1,109 @@
+import type { Account } from '../accounts/account.js';
+import type { CachedAccount, Lookup, UnknownCause } from '../accounts/lookup.js';
+import type { Rules, Verdict } from './rules.js';
+
+/**
+ * The decision table (pure: no I/O, no clock). Given what the lookup found, the cached copy and
+ * the calls in progress, it says whether to route the call or how to reject it. A 403 comes only
+ * from an authoritative answer: a replica in sync, or a cached copy of one younger than max-stale.
+ */
+
+/** Calls in progress of the account, as the edge could read them. */
+export type CallsInProgress = { known: true; count: number } | { known: false; lastSeen?: number };
+
+export interface DecisionInput {
+  lookup: Lookup;
+  /** The stale cache's copy; consulted only when the lookup is *unknown*. */
+  cached?: CachedAccount;
+  callsInProgress: CallsInProgress;
+}
+
+/** What the decision stood on, for logs, metrics and the optional debug header. */
+export type Basis =
+  | { source: 'replica'; replica: string }
+  | { source: 'cache'; replica: string; ageMs: number; because: UnknownCause }
+  | { source: 'none'; because: UnknownCause | 'overloaded'; detail: string };
+
+export type Decision = RouteDecision | RejectDecision;
+
+export interface RouteDecision {
+  action: 'route';
+  account: Account;
+  routeGroup: string;
+  targets: string[];
+  basis: Basis;
+}
+
+export interface RejectDecision {
+  action: 'reject';
+  verdict: Verdict;
+  status: number;
+  phrase: string;
+  /** Reason header value (RFC 3326): Q.850 cause and a text saying which case it was. */
+  reason: string;
+  retryAfter?: number;
+  account?: Account;
+  basis: Basis;
+}
+
+export function decide(input: DecisionInput, rules: Rules): Decision {
+  const { lookup, cached } = input;
+  if (lookup.outcome === 'found') {
+    return decideForAccount(lookup.account, { source: 'replica', replica: lookup.replica }, input.callsInProgress, rules);
+  }
+  if (lookup.outcome === 'absent') {
+    return reject('unknown-account', 'no such account', { source: 'replica', replica: lookup.replica }, rules);
+  }
+  if (cached && cached.ageMs <= rules.maxStaleMs) {
+    const basis: Basis = { source: 'cache', replica: cached.replica, ageMs: cached.ageMs, because: lookup.cause };
+    return decideForAccount(cached.account, basis, input.callsInProgress, rules);
+  }
+  const basis: Basis = { source: 'none', because: lookup.cause, detail: lookup.detail };
+  return reject('state-unknown', `account state unknown: ${lookup.cause}`, basis, rules);
+}
+
+/** The 503 the edge gives before any Redis work when too many INVITEs are in flight. */
+export function overloadRejection(rules: Rules): RejectDecision {
+  return reject('overloaded', 'edge overloaded', { source: 'none', because: 'overloaded', detail: 'too many INVITEs in flight' }, rules);
+}
+
+function decideForAccount(account: Account, basis: Basis, calls: CallsInProgress, rules: Rules): Decision {
+  if (!account.enabled) return reject('account-disabled', 'account not enabled', basis, rules, account);
+  if (account.creditBlocked || (account.balance !== undefined && account.balance <= 0)) {
+    return reject('out-of-credit', 'out of call credit', basis, rules, account);
+  }
+  if (atChannelLimit(account, calls, rules)) return reject('channel-limit', 'channel limit reached', basis, rules, account);
+  const targets = rules.routes[account.route];
+  if (!targets || targets.length === 0) {
+    return reject('no-route', `no targets for route group ${account.route}`, basis, rules, account);
+  }
+  return { action: 'route', account, routeGroup: account.route, targets, basis };
+}
+
+function atChannelLimit(account: Account, calls: CallsInProgress, rules: Rules): boolean {
+  if (account.maxChannels === undefined) return false;
+  if (calls.known) return calls.count >= account.maxChannels;
+  switch (rules.channelFailPolicy) {
+    case 'allow':
+      return false;
+    case 'reject':
+      return true;
+    case 'last-seen':
+      return (calls.lastSeen ?? 0) >= account.maxChannels;
+  }
+}
+
+function reject(verdict: Verdict, text: string, basis: Basis, rules: Rules, account?: Account): RejectDecision {
+  const rejection = rules.rejections[verdict];
+  const decision: RejectDecision = {
+    action: 'reject',
+    verdict,
+    status: rejection.status,
+    phrase: rejection.phrase,
+    reason: `Q.850;cause=${rejection.q850};text="${text}"`,
+    basis,
+  };
+  if (rejection.retryAfter !== undefined) decision.retryAfter = rejection.retryAfter;
+  if (account) decision.account = account;
+  return decision;
+}

@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import type { Account } from '../../src/accounts/account.js';
+import { StaleCache } from '../../src/accounts/stale-cache.js';
+
+const account = (id: string): Account => ({ id, enabled: true, creditBlocked: false, route: 'default' });
+
+describe('the stale cache', () => {
+  it('gives back the last found copy with its age and the replica it came from', () => {
+    const cache = new StaleCache({ maxEntries: 10 });
+    cache.remember({ outcome: 'found', account: account('a'), replica: 'r1', at: 1_000 });
+    expect(cache.recall('a', 4_500)).toEqual({ account: account('a'), replica: 'r1', ageMs: 3_500 });
+  });
+
+  it('keeps only the newest copy of an account', () => {
+    const cache = new StaleCache({ maxEntries: 10 });
+    cache.remember({ outcome: 'found', account: account('a'), replica: 'r1', at: 1_000 });
+    cache.remember({ outcome: 'found', account: { ...account('a'), enabled: false }, replica: 'r2', at: 2_000 });
+    expect(cache.recall('a', 2_000)).toEqual({ account: { ...account('a'), enabled: false }, replica: 'r2', ageMs: 0 });
+  });
+
+  it('forgets an account on an authoritative absent', () => {
+    const cache = new StaleCache({ maxEntries: 10 });
+    cache.remember({ outcome: 'found', account: account('a'), replica: 'r1', at: 1_000 });
+    cache.forget('a');
+    expect(cache.recall('a', 1_000)).toBeUndefined();
+  });
+
+  it('is bounded: past maxEntries the least recently used copy goes', () => {
+    const cache = new StaleCache({ maxEntries: 2 });
+    for (const id of ['a', 'b', 'c']) cache.remember({ outcome: 'found', account: account(id), replica: 'r1', at: 0 });
+    expect(cache.size).toBe(2);
+    expect(cache.recall('a', 0)).toBeUndefined();
+    expect(cache.recall('c', 0)).toBeDefined();
+  });
+});
