@@ -11,7 +11,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     level: process.env.LOG_LEVEL ?? 'info',
     base: { service: 'credit-edge' },
     redact: {
-      paths: ['secret', '*.secret', 'password', '*.password', 'token', '*.token', 'authorization', '*.authorization'],
+      paths: ['secret', '*.secret', 'password', '*.password', 'sipPassword', '*.sipPassword', 'token', '*.token', 'authorization', '*.authorization'],
       censor: '[redacted]',
     },
     ...options,

@@ -13,6 +13,7 @@
  * | rate                | price per minute of one call                         | decimal >= 0      |
  * | max_channels        | most calls in progress at once; absent: no limit     | integer >= 0      |
  * | route               | route group the calls go to; absent: `default`       | name              |
+ * | sip_password        | digest password, when the account authenticates      | text (secret)     |
  *
  * Any other field is kept out of the way (forward compatible). A field that does not parse makes
  * the whole account *unknown* (never blocked): see `parseAccount`.
@@ -30,6 +31,8 @@ export interface Account {
   maxChannels?: number;
   /** Route group name. */
   route: string;
+  /** Digest password; a secret: never logged (the logger redacts `sipPassword`). */
+  sipPassword?: string;
 }
 
 export const ACCOUNT_KEY_PREFIX = 'account:';
@@ -92,6 +95,7 @@ export function parseAccount(id: string, fields: Record<string, string>): Accoun
   const maxChannels = optional(fields, 'max_channels', COUNT, Number);
   if (maxChannels !== undefined) account.maxChannels = maxChannels;
   if (fields.credit_block_reason !== undefined) account.creditBlockReason = fields.credit_block_reason;
+  if (fields.sip_password !== undefined) account.sipPassword = fields.sip_password;
   return account;
 }
 

@@ -78,6 +78,15 @@ export const configSchema = z.strictObject({
   /** Route group -> targets tried in order (sequential failover). */
   routes: z.record(name, z.array(sipUri).min(1)).default({}),
 
+  proxy: z
+    .strictObject({
+      /** Try the next target when one has not answered even a provisional within this time. */
+      provisional_timeout_s: z.number().int().positive().default(5),
+      /** Give up on a target that has not answered finally within this time (none by default). */
+      final_timeout_s: z.number().int().positive().optional(),
+    })
+    .prefault({}),
+
   responses: z.partialRecord(z.enum(verdicts), rejection).default({}),
   channel_fail_policy: z.enum(['last-seen', 'allow', 'reject']).default('last-seen'),
   /** Adds X-Credit-Decision to responses, for operators' debugging. */

@@ -1,9 +1,8 @@
-import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, type Command } from 'commander';
 import { createLogger, type Logger } from '../log.js';
 import { formatTopology } from './describe.js';
+import { packageRoot } from './sipp.js';
 import { startTopology, type Topology } from './topology.js';
 
 /**
@@ -43,13 +42,6 @@ export interface RunningService {
 
 /** Later issues add the SIP engine, the edge and the credit controller here. */
 export const demoServices: DemoService[] = [];
-
-function packageRoot(): string {
-  // src/dev or dist/src/dev: walk up to the package.json.
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
-  return dir;
-}
 
 function count(value: string): number {
   const n = Number(value);

@@ -55,6 +55,7 @@ export class RedisNode implements Address {
   private admin: Redis | undefined;
   private linkCut = false;
   private killed = false;
+  private closed = false;
 
   constructor(options: RedisNodeOptions) {
     this.name = options.name;
@@ -89,6 +90,8 @@ export class RedisNode implements Address {
    * timeout (a frozen node must not hang the caller), and reconnects (restarts keep the port).
    */
   get client(): Redis {
+    // After stop() a new client would reconnect to a dead port forever and hold the process open.
+    if (this.closed) throw new Error(`${this.name} is stopped`);
     if (!this.admin) {
       const client = new Redis({
         host: this.host,
@@ -315,6 +318,7 @@ export class RedisNode implements Address {
 
   /** Stops the process and closes the admin client. */
   async stop(): Promise<void> {
+    this.closed = true;
     this.admin?.disconnect();
     this.admin = undefined;
     await this.process.stop();

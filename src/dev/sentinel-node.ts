@@ -29,6 +29,7 @@ export class SentinelNode implements Address {
   readonly process: RedisProcess;
   private readonly options: SentinelOptions;
   private admin: Redis | undefined;
+  private closed = false;
 
   constructor(options: SentinelOptions) {
     this.options = options;
@@ -44,6 +45,7 @@ export class SentinelNode implements Address {
   }
 
   get client(): Redis {
+    if (this.closed) throw new Error(`${this.name} is stopped`);
     if (!this.admin) {
       const client = new Redis({ host: this.host, port: this.port, commandTimeout: 3000, maxRetriesPerRequest: 1, retryStrategy: (times: number) => Math.min(times * 50, 500) });
       client.on('error', () => undefined);
@@ -94,6 +96,7 @@ export class SentinelNode implements Address {
   }
 
   async stop(): Promise<void> {
+    this.closed = true;
     this.admin?.disconnect();
     this.admin = undefined;
     await this.process.stop();

@@ -77,6 +77,19 @@ export interface TopologyDescription {
 
 const DESCRIBE_TIMEOUT_MS = 500;
 
+/*
+ * What the faults do, as measured on Redis 7.0.15 (see test/integration/topology.test.ts):
+ * - restartFromEmpty({ holdSyncMs }): the replica answers nil (no error) for keys the master has,
+ *   with master_link_status:down and master_sync_in_progress:1, for about holdSyncMs (the master's
+ *   RDB child sleeps rdb-key-save-delay per key). Without a hold the window lasts a few ms here.
+ * - makeLoading(ms): -LOADING for about ms, then the value.
+ * - cutLink(): stale data (serve-stale-data yes) or -MASTERDOWN (no). A REPLICAOF to a dead port
+ *   would not do: Sentinel points the replica back at the master within seconds (+fix-slave-config).
+ * - freeze(): open sockets, no answers: only command timeouts notice.
+ * - freezeMaster()/killMaster(): Sentinel fails over in about 2-3.5 s (down-after 1000 ms); a thawed
+ *   old master keeps saying role:master until Sentinel's next INFO (sentinelInfoPeriodMs) demotes it.
+ */
+
 /**
  * A running set of local redis-server processes: a master, its replicas and Sentinels, each in its
  * own directory under one temp dir, all on 127.0.0.1. Roles move with failovers: `master` is the

@@ -61,7 +61,6 @@ export function parseTimeout(s: string | undefined): number {
 export class ProxyCore {
   private readonly targets: Target[];
   private searching = true;
-  private canceled = false;
   private doneSent = false;
   private readonly isInvite: boolean;
   private readonly callId: string;
@@ -84,7 +83,6 @@ export class ProxyCore {
   /** The caller sent CANCEL: 487 upstream now, CANCEL every branch still ringing (RFC 3261 16.10). */
   cancel(): void {
     if (!this.searching) return;
-    this.canceled = true;
     this.searching = false;
     const res = buildResponse(this.stx.req, 487, REASONS[487]!, this.stx.toTag);
     const text = this.deps.tx.respond(this.stx, res);

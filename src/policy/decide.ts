@@ -22,7 +22,7 @@ export interface DecisionInput {
 export type Basis =
   | { source: 'replica'; replica: string }
   | { source: 'cache'; replica: string; ageMs: number; because: UnknownCause }
-  | { source: 'none'; because: UnknownCause | 'overloaded'; detail: string };
+  | { source: 'none'; because: UnknownCause | 'overloaded' | 'unidentified'; detail: string };
 
 export type Decision = RouteDecision | RejectDecision;
 
@@ -47,35 +47,43 @@ export interface RejectDecision {
 }
 
 export function decide(input: DecisionInput, rules: Rules): Decision {
+  const onRecord = accountOnRecord(input, rules);
+  if (onRecord) return decideForAccount(onRecord.account, onRecord.basis, input.callsInProgress, rules);
+  const { lookup } = input;
+  if (lookup.outcome === 'unknown') {
+    return rejection('state-unknown', `account state unknown: ${lookup.cause}`, { source: 'none', because: lookup.cause, detail: lookup.detail }, rules);
+  }
+  // Absent: a found account is always on record.
+  return rejection('unknown-account', 'no such account', { source: 'replica', replica: lookup.replica }, rules);
+}
+
+/**
+ * The account copy a decision may stand on: the replica's answer, or else a cached copy younger
+ * than max-stale. Undefined when there is none (absent, or unknown with no usable copy).
+ */
+export function accountOnRecord(input: Pick<DecisionInput, 'lookup' | 'cached'>, rules: Rules): { account: Account; basis: Basis } | undefined {
   const { lookup, cached } = input;
-  if (lookup.outcome === 'found') {
-    return decideForAccount(lookup.account, { source: 'replica', replica: lookup.replica }, input.callsInProgress, rules);
+  if (lookup.outcome === 'found') return { account: lookup.account, basis: { source: 'replica', replica: lookup.replica } };
+  if (lookup.outcome === 'unknown' && cached && cached.ageMs <= rules.maxStaleMs) {
+    return { account: cached.account, basis: { source: 'cache', replica: cached.replica, ageMs: cached.ageMs, because: lookup.cause } };
   }
-  if (lookup.outcome === 'absent') {
-    return reject('unknown-account', 'no such account', { source: 'replica', replica: lookup.replica }, rules);
-  }
-  if (cached && cached.ageMs <= rules.maxStaleMs) {
-    const basis: Basis = { source: 'cache', replica: cached.replica, ageMs: cached.ageMs, because: lookup.cause };
-    return decideForAccount(cached.account, basis, input.callsInProgress, rules);
-  }
-  const basis: Basis = { source: 'none', because: lookup.cause, detail: lookup.detail };
-  return reject('state-unknown', `account state unknown: ${lookup.cause}`, basis, rules);
+  return undefined;
 }
 
 /** The 503 the edge gives before any Redis work when too many INVITEs are in flight. */
 export function overloadRejection(rules: Rules): RejectDecision {
-  return reject('overloaded', 'edge overloaded', { source: 'none', because: 'overloaded', detail: 'too many INVITEs in flight' }, rules);
+  return rejection('overloaded', 'edge overloaded', { source: 'none', because: 'overloaded', detail: 'too many INVITEs in flight' }, rules);
 }
 
 function decideForAccount(account: Account, basis: Basis, calls: CallsInProgress, rules: Rules): Decision {
-  if (!account.enabled) return reject('account-disabled', 'account not enabled', basis, rules, account);
+  if (!account.enabled) return rejection('account-disabled', 'account not enabled', basis, rules, account);
   if (account.creditBlocked || (account.balance !== undefined && account.balance <= 0)) {
-    return reject('out-of-credit', 'out of call credit', basis, rules, account);
+    return rejection('out-of-credit', 'out of call credit', basis, rules, account);
   }
-  if (atChannelLimit(account, calls, rules)) return reject('channel-limit', 'channel limit reached', basis, rules, account);
+  if (atChannelLimit(account, calls, rules)) return rejection('channel-limit', 'channel limit reached', basis, rules, account);
   const targets = rules.routes[account.route];
   if (!targets || targets.length === 0) {
-    return reject('no-route', `no targets for route group ${account.route}`, basis, rules, account);
+    return rejection('no-route', `no targets for route group ${account.route}`, basis, rules, account);
   }
   return { action: 'route', account, routeGroup: account.route, targets, basis };
 }
@@ -93,7 +101,8 @@ function atChannelLimit(account: Account, calls: CallsInProgress, rules: Rules):
   }
 }
 
-function reject(verdict: Verdict, text: string, basis: Basis, rules: Rules, account?: Account): RejectDecision {
+/** A rejection as the rules say it for this verdict, with a Reason text saying which case it was. */
+export function rejection(verdict: Verdict, text: string, basis: Basis, rules: Rules, account?: Account): RejectDecision {
   const rejection = rules.rejections[verdict];
   const decision: RejectDecision = {
     action: 'reject',

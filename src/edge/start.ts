@@ -1,0 +1,112 @@
+import crypto from 'node:crypto';
+import Srf from 'drachtio-srf';
+import { ReplicaPool } from '../accounts/replica-pool.js';
+import { AccountReader } from '../accounts/reader.js';
+import { StaleCache } from '../accounts/stale-cache.js';
+import { EdgeMetrics } from '../admin/metrics.js';
+import { rejectionsOf, type Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { Rules } from '../policy/rules.js';
+import { EdgeApp } from './app.js';
+import { LocalCallsInProgress } from './calls-in-progress.js';
+import { Identifier } from './identify.js';
+
+export interface RunningEdge {
+  app: EdgeApp;
+  srf: Srf;
+  pool: ReplicaPool;
+  cache: StaleCache;
+  calls: LocalCallsInProgress;
+  metrics: EdgeMetrics;
+  /** Connected to the SIP server, and a replica in sync or a warm cache to decide with. */
+  ready(): boolean;
+  /** Resolves once connected to the SIP server. */
+  connected: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function rulesOf(config: Config): Rules {
+  return {
+    rejections: rejectionsOf(config),
+    maxStaleMs: config.cache.max_stale_ms,
+    channelFailPolicy: config.channel_fail_policy,
+    routes: config.routes,
+  };
+}
+
+/**
+ * Starts the edge from a validated config: the replica pool, the stale cache, and a drachtio-srf
+ * app connected to the SIP server (embedded engine or drachtio-server), reconnecting with
+ * backoff whenever the connection drops.
+ */
+export function startEdge(config: Config, logger: Logger, options: { metrics?: EdgeMetrics } = {}): RunningEdge {
+  const { lookup } = config;
+  const pool = new ReplicaPool(config.redis.replicas, {
+    probeIntervalMs: lookup.probe_interval_ms,
+    probeTimeoutMs: lookup.probe_timeout_ms,
+    connectTimeoutMs: lookup.connect_timeout_ms,
+    ...(config.redis.password !== undefined && { password: config.redis.password }),
+    logger,
+  });
+  const reader = new AccountReader(pool, { hedgeDelayMs: lookup.hedge_delay_ms, replicaTimeoutMs: lookup.replica_timeout_ms });
+  const cache = new StaleCache({ maxEntries: config.cache.max_entries });
+  const calls = new LocalCallsInProgress();
+  const metrics = options.metrics ?? new EdgeMetrics({ defaultMetrics: true });
+  const { identify } = config;
+
+  const srf = new Srf();
+  const app = new EdgeApp(srf, {
+    rules: rulesOf(config),
+    identifier: new Identifier({ order: identify.order, header: identify.header, trustedSources: identify.trusted_sources, trunks: identify.trunks }),
+    reader,
+    cache,
+    calls,
+    maxInFlight: config.overload.max_in_flight,
+    // A fresh secret per process: a challenge is answered to the edge that sent it.
+    digest: { realm: identify.digest_realm, nonceSecret: crypto.randomBytes(32).toString('hex'), maxNonceAgeMs: 300_000 },
+    proxy: {
+      provisionalTimeout: `${config.proxy.provisional_timeout_s}s`,
+      ...(config.proxy.final_timeout_s !== undefined && { finalTimeout: `${config.proxy.final_timeout_s}s` }),
+    },
+    decisionHeader: config.decision_header,
+    logger,
+    metrics,
+  });
+
+  let isConnected = false;
+  const connected = new Promise<void>((resolve) => {
+    srf.on('connect', (err: Error | null, hostport: string) => {
+      if (err) return logger.error({ err }, 'SIP server refused the app');
+      isConnected = true;
+      logger.info({ hostport }, 'connected to SIP server');
+      resolve();
+    });
+  });
+  const lost = (detail: string) => {
+    if (isConnected) logger.warn({ detail }, 'SIP server connection lost; reconnecting');
+    isConnected = false;
+  };
+  srf.on('error', (err: Error) => lost(err.message));
+  (srf as unknown as NodeJS.EventEmitter).on('close', () => lost('closed'));
+  const { server } = config.sip;
+  srf.connect({ host: server.host, port: server.port, secret: server.secret, reconnect: { retryMaxDelay: 2000 } } as Srf.SrfConfig);
+
+  return {
+    app,
+    srf,
+    pool,
+    cache,
+    calls,
+    metrics,
+    connected,
+    ready: () => isConnected && (pool.replicas.some((r) => r.inSync) || cache.size > 0),
+    async stop() {
+      try {
+        srf.disconnect();
+      } catch {
+        // never connected
+      }
+      await pool.close();
+    },
+  };
+}
