@@ -53,6 +53,11 @@ export interface SippOptions {
   vars?: Record<string, string>;
   /** SIPp generic keywords: `-key NAME VALUE`, used in the scenario as [NAME]. */
   keys?: Record<string, string>;
+  /**
+   * Injection file (-inf): one row of fields per call, used in the scenario as [field0],
+   * [field1], ... (e.g. the account of each call). Rows are taken in order (SEQUENTIAL).
+   */
+  injection?: string[][];
   /** Digest credentials for [authentication] (-au / -ap). */
   auth?: { username: string; password: string };
   /** host:port to send calls to (UAC); omit for a UAS. */
@@ -137,7 +142,7 @@ const running = new Set<ChildProcess>();
 /** The command-line arguments for `sipp`, given a prepared scenario file and the ports. */
 export function sippArgs(
   opts: SippOptions,
-  files: { scenario: string; port: number; mediaPort: number; messages: string; stats: string },
+  files: { scenario: string; port: number; mediaPort: number; messages: string; stats: string; injection?: string },
 ): string[] {
   const timeoutMs = opts.timeoutMs ?? 20_000;
   const traceMessages = opts.traceMessages ?? true;
@@ -157,6 +162,7 @@ export function sippArgs(
     ...(opts.remote ? ['-r', String(opts.rate ?? 10)] : []),
     ...(opts.limit ? ['-l', String(opts.limit)] : []),
     ...(opts.service ? ['-s', opts.service] : []),
+    ...(files.injection ? ['-inf', files.injection] : []),
     ...(opts.auth ? ['-au', opts.auth.username, '-ap', opts.auth.password] : []),
     ...Object.entries(opts.keys ?? {}).flatMap(([k, v]) => ['-key', k, v]),
     ...(opts.lost ? ['-lost', String(opts.lost)] : []),
@@ -178,7 +184,12 @@ export async function startSipp(opts: SippOptions): Promise<SippProcess> {
   const timeoutMs = opts.timeoutMs ?? 20_000;
   const msgFile = path.join(dir, 'messages.log');
   const statFile = path.join(dir, 'stats.csv');
-  const args = sippArgs(opts, { scenario, port, mediaPort, messages: msgFile, stats: statFile });
+  let injection: string | undefined;
+  if (opts.injection) {
+    injection = path.join(dir, 'injection.csv');
+    writeFileSync(injection, ['SEQUENTIAL', ...opts.injection.map((row) => `${row.join(';')};`)].join('\n') + '\n');
+  }
+  const args = sippArgs(opts, { scenario, port, mediaPort, messages: msgFile, stats: statFile, ...(injection && { injection }) });
   const child = spawn('sipp', args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir, detached: true });
   running.add(child);
   const unregisterExit = onProcessExit(() => {
