@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertSippRan, edgeUnderTest, finalsReceived, type EdgeUnderTest } from '../helpers/edge-under-test.js';
+import { startSipp, stopAllSipp } from '../helpers/sipp.js';
+
+/**
+ * The incident's replica trouble under live traffic: while SIPp places hundreds of calls for an
+ * account with credit, one replica restarts and resyncs from empty (answering nil for existing
+ * keys) and the other freezes. The edge must route every call: no 403, and no 503 while its
+ * cache holds the account.
+ */
+
+const CALLS = 300;
+const RATE = 60;
+let edge: EdgeUnderTest;
+
+beforeAll(async () => {
+  edge = await edgeUnderTest({ seed: { 'acct-load': { enabled: true, balance: 1000, rate: 0.01 } } });
+});
+afterAll(async () => {
+  await edge?.stop();
+  await stopAllSipp();
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('replica faults during traffic', () => {
+  it(`${CALLS} calls at ${RATE}/s through a resync from empty and a frozen replica: every one routed`, async () => {
+    const [first, second] = edge.topology.replicas as [typeof edge.topology.replicas[0], typeof edge.topology.replicas[0]];
+    const caller = await startSipp({
+      scenario: 'edge-uac',
+      vars: { HOLD: '100' },
+      remote: edge.path.sipTarget,
+      injection: [['acct-load']],
+      service: 'callee',
+      calls: CALLS,
+      rate: RATE,
+      timeoutMs: 60_000,
+    });
+    const faults: string[] = [];
+    try {
+      await sleep(1000); // the cache warms on the first calls
+      await first!.restartFromEmpty({ holdSyncMs: 2000 });
+      faults.push('replica 1 resyncing from empty');
+      second!.freeze();
+      faults.push('replica 2 frozen');
+      await sleep(1500);
+      second!.thaw();
+      await first!.waitForSync();
+    } finally {
+      second!.thaw();
+    }
+    const result = await caller.done;
+    assertSippRan(result, 'traffic through faults');
+
+    const finals = finalsReceived(result);
+    const byStatus = new Map<number, number>();
+    for (const f of finals) byStatus.set(f.status!, (byStatus.get(f.status!) ?? 0) + 1);
+    expect(faults).toHaveLength(2);
+    expect(Object.fromEntries(byStatus)).toEqual({ 200: CALLS });
+    expect(result.successful).toBe(CALLS);
+    // The faults were real: decisions came from the cache for a while.
+    const stale = await edge.path.edge.metrics.staleServes.get();
+    expect(stale.values.reduce((sum, v) => sum + v.value, 0)).toBeGreaterThan(0);
+  }, 90_000);
+});
