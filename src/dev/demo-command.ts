@@ -2,13 +2,15 @@ import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { createLogger, type Logger } from '../log.js';
 import { formatTopology } from './describe.js';
+import { demoCallPath } from './demo-call-path.js';
 import { packageRoot } from './sipp.js';
 import { startTopology, type Topology } from './topology.js';
 
 /**
- * `credit-edge demo`: a whole local system on 127.0.0.1. For now the Redis topology (master,
- * replicas, Sentinels) seeded with demo accounts; later the SIP engine and the edge join as more
- * DemoServices. Human summary on stderr, pino JSON logs on stdout, orderly stop on Ctrl-C/SIGTERM.
+ * `credit-edge demo`: a whole local system on 127.0.0.1: the Redis topology (master, replicas,
+ * Sentinels) seeded with demo accounts, then the DemoServices (the SIP engine, a SIPp carrier and
+ * the edge; the credit controller). Human summary on stderr, pino JSON logs on stdout, orderly
+ * stop on Ctrl-C/SIGTERM.
  */
 
 export interface DemoOptions {
@@ -19,6 +21,8 @@ export interface DemoOptions {
   interval: number;
   /** Stop by itself after this many seconds (tests); undefined runs until a signal. */
   for?: number;
+  /** Where callers send SIP; undefined runs the Redis topology only. */
+  sip?: { host: string; port: number } | false;
 }
 
 /** What every demo service gets: the running topology and the logger. */
@@ -40,8 +44,10 @@ export interface RunningService {
   status?(): string;
 }
 
-/** Later issues add the SIP engine, the edge and the credit controller here. */
-export const demoServices: DemoService[] = [];
+/** The parts after the topology, in start order. */
+function demoServices(options: DemoOptions): DemoService[] {
+  return options.sip ? [demoCallPath(options.sip)] : [];
+}
 
 function count(value: string): number {
   const n = Number(value);
@@ -55,15 +61,23 @@ function seconds(value: string): number {
   return n;
 }
 
+function hostPort(value: string): { host: string; port: number } {
+  const [host, port] = [value.slice(0, value.lastIndexOf(':')), Number(value.slice(value.lastIndexOf(':') + 1))];
+  if (!host || !Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('expected host:port');
+  return { host, port };
+}
+
 export function registerDemoCommand(program: Command): void {
   program
     .command('demo')
-    .description('run a local Redis topology (master, replicas, Sentinels) seeded with demo accounts')
+    .description('run the whole product locally: Redis (master, replicas, Sentinels) with demo accounts, the SIP engine, a carrier and the edge')
     .option('--accounts <file>', 'accounts seed file (YAML or JSON)', path.join(packageRoot(), 'config', 'demo-accounts.yaml'))
     .option('--replicas <n>', 'Redis replicas', count, 2)
     .option('--sentinels <n>', 'Sentinels (0: no failover)', count, 3)
     .option('--interval <seconds>', 'seconds between state printouts', seconds, 5)
     .option('--for <seconds>', 'stop by itself after this many seconds', seconds)
+    .option('--sip <host:port>', 'where callers send SIP (UDP and TCP)', hostPort, { host: '127.0.0.1', port: 5060 })
+    .option('--no-sip', 'run the Redis topology only')
     .action(async (options: DemoOptions) => {
       await runDemo(options);
     });
@@ -96,7 +110,7 @@ export async function runDemo(options: DemoOptions, logger: Logger = createLogge
     say(`demo: seeded accounts from ${options.accounts}`);
 
     const context: DemoContext = { topology, logger, options };
-    for (const starter of demoServices) {
+    for (const starter of demoServices(options)) {
       running.push({ name: starter.name, service: await starter.start(context) });
     }
 

@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import { runDemo } from '../../src/dev/demo-command.js';
+import { freePort } from '../../src/dev/ports.js';
 
 const SEED = fileURLToPath(new URL('../../config/demo-accounts.yaml', import.meta.url));
 
@@ -28,4 +29,22 @@ describe('credit-edge demo', () => {
     expect(pids.length).toBeGreaterThanOrEqual(3);
     for (const pid of new Set(pids)) expect(() => process.kill(pid, 0)).toThrow();
   });
+
+  it('with the SIP side: each demo account gets its answer, and the printed SIPp command names the port', async () => {
+    const written: string[] = [];
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      written.push(String(chunk));
+      return true;
+    });
+    const port = await freePort({ udp: true });
+    await runDemo({ accounts: SEED, replicas: 2, sentinels: 0, interval: 30, for: 1, sip: { host: '127.0.0.1', port } }, silentLogger);
+    const text = written.join('');
+    expect(text).toMatch(/acct-ok +-> 200 OK, call completed/);
+    expect(text).toMatch(/acct-disabled +-> 403 Account Not Enabled {2}\(Reason: Q\.850;cause=21;/);
+    expect(text).toMatch(/acct-nocredit +-> 403 Out Of Call Credit {2}\(Reason: Q\.850;cause=52;/);
+    expect(text).toMatch(/acct-full +-> 403 Channel Limit Reached/);
+    expect(text).toMatch(/acct-missing +-> 403 Forbidden/);
+    expect(text).toContain(`sipp 127.0.0.1:${port} -sf sipp/demo-call.xml -key account acct-ok`);
+    expect(text).toContain('demo: stopped');
+  }, 60_000);
 });
