@@ -1,0 +1,59 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertSippRan, edgeUnderTest, finalsReceived, type EdgeUnderTest } from '../helpers/edge-under-test.js';
+import { runSipp, startSipp, stopAllSipp } from '../helpers/sipp.js';
+
+/**
+ * Limits the edge enforces on the wire: an account's channel limit counted from its calls in
+ * progress, and the overload guard that answers 503 before any Redis work.
+ */
+
+let edge: EdgeUnderTest;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+beforeAll(async () => {
+  edge = await edgeUnderTest({
+    seed: { 'acct-two': { enabled: true, balance: 100, rate: 0.01, max_channels: 2 } },
+    config: (generated) => ({ ...generated, overload: { max_in_flight: 2 }, decision_header: true, lookup: { replica_timeout_ms: 1500 } }),
+  });
+});
+afterAll(async () => {
+  await edge?.stop();
+  await stopAllSipp();
+});
+
+describe('channel limit', () => {
+  it('with max_channels 2, a third simultaneous call is refused; once calls end, the next routes', async () => {
+    const held = await startSipp({ scenario: 'edge-uac', vars: { HOLD: '3000' }, remote: edge.path.sipTarget, injection: [['acct-two']], service: 'callee', calls: 2, rate: 20 });
+    await sleep(800); // both calls answered and held (3 s)
+    const third = await runSipp({ scenario: 'edge-uac', vars: { HOLD: '10' }, remote: edge.path.sipTarget, injection: [['acct-two']], service: 'callee' });
+    assertSippRan(third, 'third call');
+    const [refused] = finalsReceived(third);
+    expect(refused).toMatchObject({ status: 403, reason: 'Channel Limit Reached' });
+    expect(refused!.headers['x-credit-decision']?.[0]).toMatch(/^channel-limit; basis=replica/);
+
+    const first = await held.done;
+    assertSippRan(first, 'held calls');
+    expect(finalsReceived(first).map((m) => m.status)).toEqual([200, 200]);
+    await sleep(500); // the edge learns of the hang-ups (CDR stop)
+    const after = await runSipp({ scenario: 'edge-uac', vars: { HOLD: '10' }, remote: edge.path.sipTarget, injection: [['acct-two']], service: 'callee' });
+    expect(finalsReceived(after).map((m) => m.status)).toEqual([200]);
+  }, 30_000);
+});
+
+describe('overload guard', () => {
+  it('above max_in_flight INVITEs being decided, answers 503 + Retry-After at once, never 403', async () => {
+    // Replicas that take a second to answer keep INVITEs in flight.
+    await Promise.all(edge.topology.replicas.map((r) => r.pause(1200)));
+    const burst = await runSipp({ scenario: 'edge-uac', vars: { HOLD: '10' }, remote: edge.path.sipTarget, injection: [['acct-ok']], service: 'callee', calls: 6, rate: 200, limit: 6 });
+    const finals = finalsReceived(burst);
+    const overloaded = finals.filter((f) => f.status === 503);
+    expect(finals).toHaveLength(6);
+    expect(finals.filter((f) => f.status === 403)).toEqual([]);
+    expect(overloaded.length).toBeGreaterThanOrEqual(1);
+    for (const f of overloaded) {
+      expect(f.headers['retry-after']).toEqual(['2']);
+      expect(f.headers.reason?.[0]).toBe('Q.850;cause=42;text="edge overloaded"');
+    }
+    expect((await edge.path.edge.metrics.overloadRejections.get()).values[0]?.value).toBe(overloaded.length);
+  }, 30_000);
+});
