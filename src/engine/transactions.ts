@@ -277,23 +277,7 @@ export class TransactionLayer {
 
   /** CANCEL for a client INVITE transaction (RFC 3261 9.1): same branch and R-URI, own transaction. */
   cancelClient(ctx: ClientTxn, extraHeaders?: Record<string, string>): void {
-    const h = ctx.req.headers;
-    const cseq = parseCSeq(h.cseq ?? '');
-    const cancel: SipMessage = {
-      method: 'CANCEL',
-      uri: ctx.req.uri,
-      headers: {
-        via: splitList(h.via ?? '')[0] ?? '',
-        ...(h.route ? { route: h.route } : {}),
-        'max-forwards': '70',
-        from: h.from ?? '',
-        to: h.to ?? '',
-        'call-id': h['call-id'] ?? '',
-        cseq: `${cseq?.seq ?? 1} CANCEL`,
-        ...extraHeaders,
-      },
-      body: '',
-    };
+    const cancel = sameTransactionRequest(ctx, 'CANCEL', ctx.req.headers.to ?? '', extraHeaders);
     this.startClient(ctx.branch, cancel, ctx.dest, { onResponse: () => {}, onTimeout: () => {} });
   }
 
@@ -313,22 +297,7 @@ export class TransactionLayer {
 
   /** Hop-by-hop ACK for a non-2xx final (RFC 3261 17.1.1.3). */
   private sendAck(ctx: ClientTxn, res: SipMessage): void {
-    const h = ctx.req.headers;
-    const cseq = parseCSeq(h.cseq ?? '');
-    const ack: SipMessage = {
-      method: 'ACK',
-      uri: ctx.req.uri,
-      headers: {
-        via: splitList(h.via ?? '')[0] ?? '',
-        ...(h.route ? { route: h.route } : {}),
-        'max-forwards': '70',
-        from: h.from ?? '',
-        to: res.headers.to ?? h.to ?? '',
-        'call-id': h['call-id'] ?? '',
-        cseq: `${cseq?.seq ?? 1} ACK`,
-      },
-      body: '',
-    };
+    const ack = sameTransactionRequest(ctx, 'ACK', res.headers.to ?? ctx.req.headers.to ?? '');
     this.transport.send(serialize(ack), ctx.dest);
   }
 
@@ -354,4 +323,28 @@ export class TransactionLayer {
     for (const t of ctx.timers) clearTimeout(t);
     ctx.timers = [];
   }
+}
+
+/**
+ * CANCEL or hop-by-hop ACK for a client INVITE transaction (RFC 3261 9.1, 17.1.1.3): the
+ * INVITE's top Via (same branch), Request-URI, Route, From, Call-ID and CSeq number.
+ */
+function sameTransactionRequest(ctx: ClientTxn, method: 'CANCEL' | 'ACK', to: string, extraHeaders?: Record<string, string>): SipMessage {
+  const h = ctx.req.headers;
+  const cseq = parseCSeq(h.cseq ?? '');
+  return {
+    method,
+    uri: ctx.req.uri,
+    headers: {
+      via: splitList(h.via ?? '')[0] ?? '',
+      ...(h.route ? { route: h.route } : {}),
+      'max-forwards': '70',
+      from: h.from ?? '',
+      to,
+      'call-id': h['call-id'] ?? '',
+      cseq: `${cseq?.seq ?? 1} ${method}`,
+      ...extraHeaders,
+    },
+    body: '',
+  };
 }
