@@ -1,6 +1,12 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { registerAccountCommand } from './admin/account-command.js';
+import { registerReplicasCommand } from './admin/replicas-command.js';
+import { registerCheckConfigCommand } from './config/command.js';
+import { registerControlCommands } from './control/command.js';
+import { registerBenchCommand } from '../bench/command.js';
 import { registerDemoCommand } from './dev/demo-command.js';
+import { registerEdgeCommands } from './edge/command.js';
 import { registerEngineCommand } from './engine/command.js';
 
 /**
@@ -13,7 +19,13 @@ const program = new Command('credit-edge')
   .enablePositionalOptions();
 
 registerDemoCommand(program);
+registerBenchCommand(program);
 registerEngineCommand(program);
+registerControlCommands(program);
+registerEdgeCommands(program);
+registerCheckConfigCommand(program);
+registerAccountCommand(program);
+registerReplicasCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`credit-edge: ${err instanceof Error ? err.message : String(err)}\n`);

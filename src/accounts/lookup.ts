@@ -13,6 +13,8 @@ export interface Found {
   replica: string;
   /** When the answer arrived (ms since epoch); the cache ages copies from here. */
   at: number;
+  /** HLEN calls:{id} from the same read (all edges' calls in progress); undefined if it failed. */
+  callsInProgress?: number;
 }
 
 export interface Absent {

@@ -1,3 +1,4 @@
+import { callsKey } from '../calls/records.js';
 import { accountKey, BadAccountValue, parseAccount } from './account.js';
 import type { Lookup, Unknown, UnknownCause } from './lookup.js';
 import type { Replica } from './replica.js';
@@ -22,11 +23,16 @@ const CAUSE_RANK: UnknownCause[] = ['bad-value', 'loading', 'masterdown', 'not-i
 export class AccountReader {
   constructor(
     private readonly pool: ReplicaPool,
-    private readonly options: ReaderOptions,
+    private options: ReaderOptions,
   ) {}
 
+  /** New hedge delay and replica timeout (config reload); reads already started keep theirs. */
+  setTimings(options: ReaderOptions): void {
+    this.options = { ...options };
+  }
+
   lookup(accountId: string): Promise<Lookup> {
-    const candidates = this.pool.inSync();
+    const candidates = this.pool.candidates();
     if (candidates.length === 0) {
       return Promise.resolve(unknown('no-healthy-replica', this.pool.replicas.map((r) => `${r.name}: ${r.healthDetail}`).join('; ')));
     }
@@ -68,20 +74,26 @@ export class AccountReader {
 async function readFrom(replica: Replica, accountId: string, key: string, timeoutMs: number): Promise<Lookup> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(resolve, timeoutMs, 'timeout');
+    // Decide 'timeout' only after the event loop has looked at the sockets: when the loop itself
+    // ran late, a reply that arrived in time is waiting there, and timers run before I/O.
+    timer = setTimeout(() => setImmediate(resolve, 'timeout'), timeoutMs);
   });
   try {
-    const reply = await Promise.race([replica.client.multi().info('replication').hgetall(key).exec(), timeout]);
+    // HLEN calls:{id} rides in the same MULTI: calls in progress for the channel limit, same instant, no extra round trip.
+    const reply = await Promise.race([replica.client.multi().info('replication').hgetall(key).hlen(callsKey(accountId)).exec(), timeout]);
     if (reply === 'timeout') {
       replica.setHealth('suspect', `read timed out after ${timeoutMs} ms`);
       return unknown('timeout', `${replica.name}: no answer within ${timeoutMs} ms`);
     }
-    const [[infoError, info], [hashError, fields]] = reply as [[Error | null, string], [Error | null, Record<string, string>]];
+    const [[infoError, info], [hashError, fields], [callsError, calls]] = reply as [[Error | null, string], [Error | null, Record<string, string>], [Error | null, number]];
     if (infoError || hashError) return fromError(replica, (infoError ?? hashError)!);
     const notInSync = replica.noteReplication(info);
     if (notInSync) return unknown('not-in-sync', `${replica.name}: ${notInSync}`);
     if (Object.keys(fields).length === 0) return { outcome: 'absent', replica: replica.name };
-    return { outcome: 'found', account: parseAccount(accountId, fields), replica: replica.name, at: Date.now() };
+    const found: Lookup = { outcome: 'found', account: parseAccount(accountId, fields), replica: replica.name, at: Date.now() };
+    // A calls hash that cannot be read leaves the count unknown, not the account.
+    if (!callsError) found.callsInProgress = calls;
+    return found;
   } catch (err) {
     if (err instanceof BadAccountValue) return unknown('bad-value', `${replica.name}: account ${accountId}: ${err.message}`);
     return fromError(replica, err as Error & { previousErrors?: Error[] });

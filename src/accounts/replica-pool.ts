@@ -15,16 +15,53 @@ export interface ReplicaPoolOptions {
  * every read (each read carries its own INFO replication); reads go only to replicas in sync.
  */
 export class ReplicaPool {
-  readonly replicas: Replica[];
+  private list: Replica[];
   private next = 0;
-  private readonly prober: NodeJS.Timeout;
+  private prober: NodeJS.Timeout | undefined;
+  private options: ReplicaPoolOptions;
 
   constructor(addresses: ReplicaAddress[], options: ReplicaPoolOptions) {
     if (addresses.length === 0) throw new Error('at least one replica is needed');
-    this.replicas = addresses.map((address) => new Replica(address, options));
+    this.options = options;
+    this.list = addresses.map((address) => new Replica(address, options));
+    this.startProbing();
+  }
+
+  get replicas(): readonly Replica[] {
+    return this.list;
+  }
+
+  /**
+   * Applies a new replica list live (config reload): replicas already known (same name, host and
+   * port) keep their connection and health, new ones start unverified, removed ones are closed
+   * once reads in flight on them have had time to finish. Timing changes apply to all.
+   */
+  setReplicas(addresses: ReplicaAddress[], timings: Pick<ReplicaPoolOptions, 'probeIntervalMs' | 'probeTimeoutMs' | 'connectTimeoutMs'>): { added: string[]; removed: string[] } {
+    if (addresses.length === 0) throw new Error('at least one replica is needed');
+    const intervalChanged = timings.probeIntervalMs !== this.options.probeIntervalMs;
+    this.options = { ...this.options, ...timings };
+    const keyOf = (a: ReplicaAddress) => `${a.name ?? ''}|${a.host}:${a.port}`;
+    const kept = new Map(this.list.map((r) => [keyOf(r.address), r]));
+    const next = addresses.map((address) => {
+      const existing = kept.get(keyOf(address));
+      kept.delete(keyOf(address));
+      return existing ?? new Replica(address, this.options);
+    });
+    for (const replica of next) replica.probeTimeoutMs = this.options.probeTimeoutMs;
+    const added = next.filter((r) => !this.list.includes(r)).map((r) => r.name);
+    this.list = next;
+    const removed = [...kept.values()];
+    // A read already sent to a removed replica still gets its answer (or times out) first.
+    setTimeout(() => void Promise.all(removed.map((r) => r.close())), 1000).unref();
+    if (intervalChanged) this.startProbing();
+    return { added, removed: removed.map((r) => r.name) };
+  }
+
+  private startProbing(): void {
+    clearInterval(this.prober);
     this.prober = setInterval(() => {
-      for (const replica of this.replicas) void replica.probe();
-    }, options.probeIntervalMs);
+      for (const replica of this.list) void replica.probe();
+    }, this.options.probeIntervalMs);
     this.prober.unref();
   }
 
@@ -36,6 +73,16 @@ export class ReplicaPool {
       return healthy.slice(start).concat(healthy.slice(0, start));
     }
     return healthy;
+  }
+
+  /**
+   * The replicas to read from, in order: those in sync (round robin), then the suspect ones (a
+   * read timed out on them): slow is not the same as wrong, and a busy machine makes every
+   * replica look slow at once. Their answers still carry their own replication state.
+   */
+  candidates(): Replica[] {
+    const suspects = this.list.filter((replica) => replica.health === 'suspect');
+    return suspects.length === 0 ? this.inSync() : this.inSync().concat(suspects);
   }
 
   /** Resolves once at least `count` replicas are in sync, or rejects after timeoutMs. */
@@ -54,6 +101,6 @@ export class ReplicaPool {
 
   async close(): Promise<void> {
     clearInterval(this.prober);
-    await Promise.all(this.replicas.map((replica) => replica.close()));
+    await Promise.all(this.list.map((replica) => replica.close()));
   }
 }

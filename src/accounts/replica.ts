@@ -34,10 +34,14 @@ export class Replica {
   healthDetail = 'not connected yet';
   /** Seconds since the replica last heard from its master, as of the last probe or read. */
   masterSilenceS = -1;
+  /** Changeable live by a config reload. */
+  probeTimeoutMs: number;
   private readonly logger: Logger;
-  private readonly probeTimeoutMs: number;
 
-  constructor(address: ReplicaAddress, options: ReplicaOptions) {
+  constructor(
+    readonly address: ReplicaAddress,
+    options: ReplicaOptions,
+  ) {
     this.name = address.name ?? `${address.host}:${address.port}`;
     this.logger = options.logger.child({ replica: this.name });
     this.probeTimeoutMs = options.probeTimeoutMs;

@@ -1,4 +1,13 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ReplicaHealth } from '../accounts/replica.js';
+
+/** What the state gauges read at each scrape (the replica list can change on reload). */
+export interface EdgeStateSource {
+  replicas(): readonly { name: string; health: ReplicaHealth; masterSilenceS: number }[];
+  cacheSize(): number;
+}
+
+const HEALTH_STATES: ReplicaHealth[] = ['in-sync', 'unverified', 'not-in-sync', 'suspect', 'unreachable'];
 
 /**
  * The edge's Prometheus metrics, on a registry of their own (tests make one each). Names follow
@@ -10,24 +19,79 @@ export class EdgeMetrics {
   readonly decisions: Counter<'outcome' | 'status' | 'basis'>;
   /** Time from INVITE in to decision made (identification, lookup, table). */
   readonly decisionSeconds: Histogram;
+  /**
+   * PDD as the edge sees it: INVITE in to the edge's own answer out (the rejection sent, or the
+   * INVITE handed to the SIP server's proxy). The downstream carrier's ringing goes from the SIP
+   * server to the caller without passing through the app (neither drachtio-server nor the engine
+   * report provisionals of a proxied INVITE to the app), so the carrier's share is not in it.
+   */
+  readonly pddSeconds: Histogram<'path'>;
   readonly invitesInFlight: Gauge;
   readonly overloadRejections: Counter;
   /** Decisions taken from the stale cache because the replicas could not answer. */
   readonly staleServes: Counter<'cause'>;
+  /** Config reloads by result (`applied`, `refused`). */
+  readonly reloads: Counter<'result'>;
+  private readonly replicaHealth: Gauge<'replica' | 'state'>;
+  private readonly replicaLag: Gauge<'replica'>;
+  private readonly cacheEntries: Gauge;
+  private state: EdgeStateSource | undefined;
 
   constructor(options: { registry?: Registry; defaultMetrics?: boolean } = {}) {
     this.registry = options.registry ?? new Registry();
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'credit_edge_' });
     const registers = [this.registry];
     this.decisions = new Counter({ name: 'credit_edge_decisions_total', help: 'Decisions on INVITEs by outcome, SIP status and basis', labelNames: ['outcome', 'status', 'basis'], registers });
-    this.decisionSeconds = new Histogram({
-      name: 'credit_edge_decision_seconds',
-      help: 'Time from INVITE in to decision',
-      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+    const fast = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
+    this.decisionSeconds = new Histogram({ name: 'credit_edge_decision_seconds', help: 'Time from INVITE in to decision', buckets: fast, registers });
+    this.pddSeconds = new Histogram({
+      name: 'credit_edge_pdd_seconds',
+      help: "Post-dial delay as the edge sees it: INVITE in to the edge's answer out (path=rejected: the final sent; path=proxied: handed to the proxy)",
+      labelNames: ['path'],
+      buckets: [...fast, 0.5, 1],
       registers,
     });
     this.invitesInFlight = new Gauge({ name: 'credit_edge_invites_in_flight', help: 'INVITEs being decided now', registers });
     this.overloadRejections = new Counter({ name: 'credit_edge_overload_rejections_total', help: 'INVITEs answered 503 because too many were in flight', registers });
     this.staleServes = new Counter({ name: 'credit_edge_stale_serves_total', help: 'Decisions taken from the stale cache, by why the replicas could not answer', labelNames: ['cause'], registers });
+    this.reloads = new Counter({ name: 'credit_edge_config_reloads_total', help: 'Config reloads by result (applied, refused)', labelNames: ['result'], registers });
+
+    // Read at scrape time, so replicas added or removed by a reload show up (and go) at once.
+    const metrics = this;
+    this.replicaHealth = new Gauge({
+      name: 'credit_edge_replica_health',
+      help: 'Health of each local read replica: 1 for its current state, 0 for the others (in-sync is the only authoritative one)',
+      labelNames: ['replica', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const r of metrics.state?.replicas() ?? []) {
+          for (const state of HEALTH_STATES) this.set({ replica: r.name, state }, r.health === state ? 1 : 0);
+        }
+      },
+    });
+    this.replicaLag = new Gauge({
+      name: 'credit_edge_replica_lag_seconds',
+      help: 'Seconds since each replica last heard from its master (master_last_io_seconds_ago; -1 when unknown)',
+      labelNames: ['replica'],
+      registers,
+      collect() {
+        this.reset();
+        for (const r of metrics.state?.replicas() ?? []) this.set({ replica: r.name }, r.masterSilenceS);
+      },
+    });
+    this.cacheEntries = new Gauge({
+      name: 'credit_edge_cache_entries',
+      help: 'Accounts held in the stale cache',
+      registers,
+      collect() {
+        this.set(metrics.state?.cacheSize() ?? 0);
+      },
+    });
+  }
+
+  /** Points the state gauges (replica health and lag, cache size) at the running edge. */
+  observe(state: EdgeStateSource): void {
+    this.state = state;
   }
 }

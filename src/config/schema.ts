@@ -91,15 +91,77 @@ export const configSchema = z.strictObject({
   channel_fail_policy: z.enum(['last-seen', 'allow', 'reject']).default('last-seen'),
   /** Adds X-Credit-Decision to responses, for operators' debugging. */
   decision_header: z.boolean().default(false),
+  /**
+   * Benchmark only: route every identified call to the default route group without any lookup or
+   * decision (gating off), so `npm run bench` can measure the gate's cost. Never in production.
+   */
+  bypass_gating: z.boolean().default(false),
 
   overload: z.strictObject({ max_in_flight: z.number().int().positive().default(500) }).prefault({}),
 
+  /** Calls in progress as the edge records them on the master (through Sentinel). */
+  calls_in_progress: z
+    .strictObject({
+      /** Record calls on the master; off only for setups without Sentinel (some tests, the benchmark). */
+      enabled: z.boolean().default(true),
+      /** Call events kept while the master is unreachable; beyond this they are counted and logged. */
+      queue_max: z.number().int().positive().default(10_000),
+      /** TTL of `edge:{node}:alive`; the edge renews it every third of this. */
+      liveness_ttl_ms: positiveMs.default(15_000),
+      /** A master command slower than this fails (the event stays queued). */
+      master_timeout_ms: positiveMs.default(500),
+    })
+    .prefault({}),
+
+  /** The credit controller (`credit-edge controller`). */
+  controller: z
+    .strictObject({
+      /** Names this controller in the lease, the audit and the logs. */
+      name: name.default('controller-1'),
+      round_ms: positiveMs.default(1000),
+      /** Lease on the master; a standby takes over once it expires. */
+      lease_ms: positiveMs.default(5000),
+      master_timeout_ms: positiveMs.default(500),
+      /** Replicas that must acknowledge a write batch (WAIT) for it to count as done; 0 = do not wait. */
+      wait_replicas: z.number().int().min(0).default(1),
+      wait_timeout_ms: positiveMs.default(200),
+      /** Calls of an edge whose liveness has lapsed are removed after this grace. */
+      dead_edge_grace_ms: z.number().int().min(0).default(5000),
+      /** Newest audit entries kept (approximate). */
+      audit_max_len: z.number().int().positive().default(100_000),
+      breaker: z
+        .strictObject({
+          max_blocks: z.number().int().min(0).default(20),
+          max_share: z.number().min(0).max(1).default(0.2),
+          min_accounts: z.number().int().positive().default(20),
+          window_ms: positiveMs.default(60_000),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+
+  /** The admin HTTP API (health, metrics, accounts, reload). */
   admin: z
-    .strictObject({ listen: hostPort.default('127.0.0.1:8080'), token: z.string().min(16).optional() })
+    .strictObject({
+      listen: hostPort.default('127.0.0.1:8080'),
+      /** Bearer token; required when listening beyond loopback. Best set from the environment. */
+      token: z.string().min(16, 'at least 16 characters').optional(),
+    })
+    .superRefine((admin, ctx) => {
+      if (!isLoopback(admin.listen) && admin.token === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['listen'], message: `${admin.listen} is beyond loopback: set admin.token (e.g. CREDIT_EDGE_ADMIN__TOKEN)` });
+      }
+    })
     .prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** True for a host:port only this machine can reach (127.0.0.0/8, localhost, ::1). */
+export function isLoopback(hostPort: string): boolean {
+  const host = hostPort.slice(0, hostPort.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
 
 /** The rejections in force: the defaults, with the operator's per-verdict overrides. */
 export function rejectionsOf(config: Config): Record<Verdict, Rejection> {

@@ -62,7 +62,12 @@ export async function startCallPath(options: CallPathOptions): Promise<CallPath>
     const generated: Record<string, unknown> = {
       node_id: 'edge-local',
       sip: { server: control, embedded_engine: { enabled: false } },
-      redis: { replicas: topology.replicas.map((r) => ({ name: r.name, host: r.host, port: r.port })) },
+      redis: {
+        replicas: topology.replicas.map((r) => ({ name: r.name, host: r.host, port: r.port })),
+        ...(topology.sentinels.length > 0 && { sentinel: { master_name: topology.masterName, addresses: topology.sentinelAddresses().map((s) => `${s.host}:${s.port}`) } }),
+      },
+      // Calls in progress are recorded on the master through Sentinel; a topology without one cannot.
+      calls_in_progress: { enabled: topology.sentinels.length > 0 },
       routes: { default: [`sip:127.0.0.1:${carrier?.port ?? 5080}`] },
     };
     const config = parseConfig(JSON.stringify(options.config ? options.config(generated) : generated), '(local call path)');

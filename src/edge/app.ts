@@ -1,12 +1,16 @@
 import type Srf from 'drachtio-srf';
+import { LRUCache } from 'lru-cache';
 import { readAccountState, type AccountState } from '../accounts/account-state.js';
+import { DEFAULT_ROUTE_GROUP } from '../accounts/account.js';
 import type { AccountReader } from '../accounts/reader.js';
 import type { StaleCache } from '../accounts/stale-cache.js';
 import type { EdgeMetrics } from '../admin/metrics.js';
 import type { Logger } from '../log.js';
 import { accountOnRecord, decide, overloadRejection, rejection, type Basis, type Decision, type RejectDecision } from '../policy/decide.js';
 import type { Rules } from '../policy/rules.js';
+import type { CallRecorder } from './call-records.js';
 import type { LocalCallsInProgress } from './calls-in-progress.js';
+import { ChannelCounts } from './channel-count.js';
 import { challengeHeader, createNonce, verifyDigest, type DigestCredentials } from './digest.js';
 import type { Identifier, Identity } from './identify.js';
 
@@ -16,14 +20,30 @@ export interface EdgeOptions {
   reader: AccountReader;
   cache: StaleCache;
   calls: LocalCallsInProgress;
+  /** Records calls in progress on the master (cdr:start / cdr:stop); absent: not recorded. */
+  records?: CallRecorder;
   /** Above this many INVITEs being decided, answer 503 at once, before any Redis work. */
   maxInFlight: number;
   digest: { realm: string; nonceSecret: string; maxNonceAgeMs: number };
   proxy: { provisionalTimeout?: string; finalTimeout?: string };
   /** Adds X-Credit-Decision to every answer the edge gives itself. */
   decisionHeader: boolean;
+  /** Benchmark only (config `bypass_gating`): route identified calls to `default` with no lookup. */
+  bypassGating?: boolean;
   logger: Logger;
   metrics: EdgeMetrics;
+}
+
+/** The options a config reload may change while calls are in progress. */
+export type LiveOptions = Partial<Pick<EdgeOptions, 'rules' | 'identifier' | 'maxInFlight' | 'proxy' | 'decisionHeader'>> & { digestRealm?: string };
+
+/** The last decision taken for an account on this edge (admin API). */
+export interface LastDecision {
+  at: string;
+  callId: string;
+  outcome: string;
+  status: string;
+  basis: Basis;
 }
 
 type Request = Srf.SrfRequest & { source_address: string; on(event: 'cancel', listener: () => void): void };
@@ -35,10 +55,12 @@ type Request = Srf.SrfRequest & { source_address: string; on(event: 'cancel', li
  */
 export class EdgeApp {
   private inFlight = 0;
+  private readonly channelCounts = new ChannelCounts();
+  private readonly lastDecisions = new LRUCache<string, LastDecision>({ max: 10_000 });
 
   constructor(
     private readonly srf: Srf,
-    private readonly o: EdgeOptions,
+    private o: EdgeOptions,
   ) {
     srf.invite((req, res) => void this.onInvite(req as Request, res));
     // drachtio-srf has srf.options(); its bundled typings miss it.
@@ -46,6 +68,12 @@ export class EdgeApp {
     srf.on('cdr:stop', (...args: unknown[]) => {
       const msg = args[args.length - 1] as Srf.SipMessage;
       o.calls.end(msg.get('Call-ID'));
+      this.o.records?.ended(msg.get('Call-ID'));
+    });
+    // drachtio-srf keeps one handler per cdr event: this is the only cdr:start handler.
+    srf.on('cdr:start', (...args: unknown[]) => {
+      const msg = args[args.length - 1] as Srf.SipMessage;
+      this.o.records?.started(msg.get('Call-ID'));
     });
   }
 
@@ -57,6 +85,7 @@ export class EdgeApp {
       metrics.overloadRejections.inc();
       this.reject(res, overloadRejection(this.o.rules));
       this.record(callId, undefined, overloadRejection(this.o.rules), started);
+      metrics.pddSeconds.observe({ path: 'rejected' }, (performance.now() - started) / 1000);
       return;
     }
     this.inFlight++;
@@ -71,7 +100,8 @@ export class EdgeApp {
       this.record(callId, identity, decision, started);
       if (canceled) return;
       if (decision.action === 'reject') this.reject(res, decision);
-      else this.route(req, callId, decision.account.id, decision.targets);
+      else this.route(req, callId, decision.account.id, decision.targets, decision.account.rate);
+      metrics.pddSeconds.observe({ path: decision.action === 'reject' ? 'rejected' : 'proxied' }, (performance.now() - started) / 1000);
     } catch (err) {
       // Never a 403 from a fault of our own: 503 lets the caller's carrier try elsewhere.
       this.o.logger.error({ callId, err }, 'INVITE handling failed');
@@ -93,6 +123,7 @@ export class EdgeApp {
         this.challenge(req, false);
         return 'challenged';
       case 'account':
+        if (this.o.bypassGating) return this.bypassed(identity.accountId);
         return this.decideOn(identity.accountId, await readAccountState(this.o.reader, this.o.cache, identity.accountId));
       case 'credentials': {
         const state = await readAccountState(this.o.reader, this.o.cache, identity.accountId);
@@ -111,7 +142,15 @@ export class EdgeApp {
   }
 
   private decideOn(accountId: string, state: AccountState): Decision {
-    return decide({ ...state, callsInProgress: { known: true, count: this.o.calls.count(accountId) } }, this.o.rules);
+    const callsInProgress = this.channelCounts.of(accountId, state.lookup, this.o.calls.count(accountId));
+    return decide({ ...state, callsInProgress }, this.o.rules);
+  }
+
+  /** Gating off, for the benchmark's baseline: the same path minus the lookup and the decision table. */
+  private bypassed(accountId: string): Decision {
+    const targets = this.o.rules.routes[DEFAULT_ROUTE_GROUP] ?? [];
+    const account = { id: accountId, enabled: true, creditBlocked: false, route: DEFAULT_ROUTE_GROUP };
+    return { action: 'route', account, routeGroup: DEFAULT_ROUTE_GROUP, targets, basis: { source: 'none', because: 'bypassed', detail: 'bypass_gating' } };
   }
 
   private checkDigest(req: Request, credentials: DigestCredentials, password: string | undefined): string {
@@ -128,19 +167,24 @@ export class EdgeApp {
     });
   }
 
-  private route(req: Request, callId: string, accountId: string, targets: string[]): void {
-    const { calls, proxy, logger } = this.o;
+  private route(req: Request, callId: string, accountId: string, targets: string[], rate?: number): void {
+    const { calls, records, proxy, logger } = this.o;
     calls.add(accountId, callId);
+    records?.routed(callId, accountId, rate);
     // drachtio-srf returns a promise when no callback is given; its typings say void.
     const proxied = this.srf.proxyRequest(req, targets, { remainInDialog: true, ...proxy }) as unknown as Promise<unknown>;
     proxied
       .then((result) => {
         const { connected, finalStatus } = result as { connected: boolean; finalStatus?: number };
-        if (!connected) calls.end(callId);
+        if (!connected) {
+          calls.end(callId);
+          records?.ended(callId);
+        }
         logger.debug({ callId, account: accountId, finalStatus }, 'proxy done');
       })
       .catch((err: unknown) => {
         calls.end(callId);
+        records?.ended(callId);
         logger.warn({ callId, account: accountId, err }, 'proxy failed');
       });
   }
@@ -161,6 +205,7 @@ export class EdgeApp {
     this.o.metrics.decisions.inc({ outcome, status, basis: basis.source });
     this.o.metrics.decisionSeconds.observe(ms / 1000);
     if (basis.source === 'cache') this.o.metrics.staleServes.inc({ cause: basis.because });
+    if (identity && 'accountId' in identity) this.lastDecisions.set(identity.accountId, { at: new Date().toISOString(), callId, outcome, status, basis });
     this.o.logger.info(
       {
         callId,
@@ -175,6 +220,20 @@ export class EdgeApp {
       },
       'decision',
     );
+  }
+
+  /**
+   * Takes a reloaded config's live parts. Each INVITE reads the options as it goes, so one being
+   * decided right now may finish on the new rules; nothing in flight is dropped.
+   */
+  applyConfig(live: LiveOptions): void {
+    const { digestRealm, ...rest } = live;
+    // The nonce secret stays: challenges already sent must still verify.
+    this.o = { ...this.o, ...rest, ...(digestRealm !== undefined && { digest: { ...this.o.digest, realm: digestRealm } }) };
+  }
+
+  lastDecision(accountId: string): LastDecision | undefined {
+    return this.lastDecisions.get(accountId);
   }
 
   get invitesInFlight(): number {

@@ -7,7 +7,8 @@ import { EdgeMetrics } from '../admin/metrics.js';
 import { rejectionsOf, type Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Rules } from '../policy/rules.js';
-import { EdgeApp } from './app.js';
+import { EdgeApp, type EdgeOptions } from './app.js';
+import { CallRecorder } from './call-records.js';
 import { LocalCallsInProgress } from './calls-in-progress.js';
 import { Identifier } from './identify.js';
 
@@ -15,8 +16,11 @@ export interface RunningEdge {
   app: EdgeApp;
   srf: Srf;
   pool: ReplicaPool;
+  reader: AccountReader;
   cache: StaleCache;
   calls: LocalCallsInProgress;
+  /** Calls in progress recorded on the master; undefined when calls_in_progress.enabled is false. */
+  records?: CallRecorder;
   metrics: EdgeMetrics;
   /** Connected to the SIP server, and a replica in sync or a warm cache to decide with. */
   ready(): boolean;
@@ -31,6 +35,18 @@ export function rulesOf(config: Config): Rules {
     maxStaleMs: config.cache.max_stale_ms,
     channelFailPolicy: config.channel_fail_policy,
     routes: config.routes,
+  };
+}
+
+export function identifierOf(config: Config): Identifier {
+  const { identify } = config;
+  return new Identifier({ order: identify.order, header: identify.header, trustedSources: identify.trusted_sources, trunks: identify.trunks });
+}
+
+export function proxyOptionsOf(config: Config): EdgeOptions['proxy'] {
+  return {
+    provisionalTimeout: `${config.proxy.provisional_timeout_s}s`,
+    ...(config.proxy.final_timeout_s !== undefined && { finalTimeout: `${config.proxy.final_timeout_s}s` }),
   };
 }
 
@@ -52,23 +68,38 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
   const cache = new StaleCache({ maxEntries: config.cache.max_entries });
   const calls = new LocalCallsInProgress();
   const metrics = options.metrics ?? new EdgeMetrics({ defaultMetrics: true });
+  metrics.observe({ replicas: () => pool.replicas, cacheSize: () => cache.size });
+  // Calls in progress on the master (through Sentinel); never on the call routing path.
+  const cip = config.calls_in_progress;
+  const records = cip.enabled
+    ? new CallRecorder({
+        node: config.node_id,
+        masterName: config.redis.sentinel.master_name,
+        sentinels: config.redis.sentinel.addresses.map((a) => ({ host: a.slice(0, a.lastIndexOf(':')), port: Number(a.slice(a.lastIndexOf(':') + 1)) })),
+        ...(config.redis.password !== undefined && { password: config.redis.password }),
+        queueMax: cip.queue_max,
+        livenessTtlMs: cip.liveness_ttl_ms,
+        masterTimeoutMs: cip.master_timeout_ms,
+        logger,
+        registry: metrics.registry,
+      })
+    : undefined;
   const { identify } = config;
 
   const srf = new Srf();
   const app = new EdgeApp(srf, {
     rules: rulesOf(config),
-    identifier: new Identifier({ order: identify.order, header: identify.header, trustedSources: identify.trusted_sources, trunks: identify.trunks }),
+    identifier: identifierOf(config),
     reader,
     cache,
     calls,
+    ...(records && { records }),
     maxInFlight: config.overload.max_in_flight,
     // A fresh secret per process: a challenge is answered to the edge that sent it.
     digest: { realm: identify.digest_realm, nonceSecret: crypto.randomBytes(32).toString('hex'), maxNonceAgeMs: 300_000 },
-    proxy: {
-      provisionalTimeout: `${config.proxy.provisional_timeout_s}s`,
-      ...(config.proxy.final_timeout_s !== undefined && { finalTimeout: `${config.proxy.final_timeout_s}s` }),
-    },
+    proxy: proxyOptionsOf(config),
     decisionHeader: config.decision_header,
+    bypassGating: config.bypass_gating,
     logger,
     metrics,
   });
@@ -95,8 +126,10 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
     app,
     srf,
     pool,
+    reader,
     cache,
     calls,
+    ...(records && { records }),
     metrics,
     connected,
     ready: () => isConnected && (pool.replicas.some((r) => r.inSync) || cache.size > 0),
@@ -106,6 +139,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
       } catch {
         // never connected
       }
+      await records?.stop();
       await pool.close();
     },
   };

@@ -22,7 +22,7 @@ export interface DecisionInput {
 export type Basis =
   | { source: 'replica'; replica: string }
   | { source: 'cache'; replica: string; ageMs: number; because: UnknownCause }
-  | { source: 'none'; because: UnknownCause | 'overloaded' | 'unidentified'; detail: string };
+  | { source: 'none'; because: UnknownCause | 'overloaded' | 'unidentified' | 'bypassed'; detail: string };
 
 export type Decision = RouteDecision | RejectDecision;
 

@@ -18,8 +18,10 @@ export interface EdgeUnderTest {
   stop(): Promise<void>;
 }
 
-export async function edgeUnderTest(options: { config?: CallPathOptions['config']; seed?: Parameters<Topology['seed']>[0] } = {}): Promise<EdgeUnderTest> {
-  const topology = await startTopology({ replicas: 2, sentinels: 0 });
+export async function edgeUnderTest(
+  options: { config?: CallPathOptions['config']; seed?: Parameters<Topology['seed']>[0]; /** Default 0; with Sentinels the edge records calls in progress on the master. */ sentinels?: number } = {},
+): Promise<EdgeUnderTest> {
+  const topology = await startTopology({ replicas: 2, sentinels: options.sentinels ?? 0 });
   let engine: EngineUnderTest | undefined;
   try {
     await topology.seedFile('config/demo-accounts.yaml');

@@ -44,7 +44,11 @@ describe('the config file', () => {
   });
 
   it('lets the environment override single keys, and names the variable when its value is bad', () => {
-    const config = parseConfig('lookup:\n  hedge_delay_ms: 3\n', 'edge.yaml', { CREDIT_EDGE_LOOKUP__HEDGE_DELAY_MS: '7', CREDIT_EDGE_ADMIN__LISTEN: '0.0.0.0:9000' });
+    const config = parseConfig('lookup:\n  hedge_delay_ms: 3\n', 'edge.yaml', {
+      CREDIT_EDGE_LOOKUP__HEDGE_DELAY_MS: '7',
+      CREDIT_EDGE_ADMIN__LISTEN: '0.0.0.0:9000',
+      CREDIT_EDGE_ADMIN__TOKEN: 'a-token-of-16-chars-or-more',
+    });
     expect(config.lookup.hedge_delay_ms).toBe(7);
     expect(config.admin.listen).toBe('0.0.0.0:9000');
     expect(problems('', { CREDIT_EDGE_OVERLOAD__MAX_IN_FLIGHT: 'lots' })).toEqual([expect.stringMatching(/^env CREDIT_EDGE_OVERLOAD__MAX_IN_FLIGHT: overload\.max_in_flight: /)]);

@@ -1,0 +1,352 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { packageRoot, stopAllSipp } from '../src/dev/sipp.js';
+import type { Logger } from '../src/log.js';
+import { callSequence, makeAccounts, type AccountSet } from './accounts.js';
+import { startControllerIfAvailable, type ControllerHandle } from './controller-hook.js';
+import { driveArm, type ArmResult } from './load.js';
+import { PROFILES, resolveOptions, type Arm, type BenchOptions, type Profile, type ProfileName, type ResolvedOptions } from './profiles.js';
+import { writeReport, type ReportArm, type ReportInput } from './report.js';
+import { startRig, type Rig } from './rig.js';
+import { countsOf, figuresOf, judge, pddsOf, ratio, type CallCounts, type JudgedCall, type PddFigures } from './stats.js';
+
+/**
+ * Runs one profile end to end: rig up, accounts seeded, arms driven (each on a fresh edge, after a
+ * warm-up), figures and report written, everything stopped. Returns the summary that run.ts prints
+ * as its last line.
+ */
+
+export interface Summary {
+  profile: ProfileName;
+  started_at: string;
+  duration_s: number;
+  /** The rate of the measured arms (capacity: the highest rate that stayed under the limits). */
+  cps: number | null;
+  /** Gated calls measured (the product's behaviour); ungated figures are under `ungated`. */
+  calls: number;
+  failed_calls: number;
+  pdd_p50_ms: number | null;
+  pdd_p90_ms: number | null;
+  pdd_p99_ms: number | null;
+  pdd_max_ms: number | null;
+  /** Gated / ungated PDD of calls for good accounts (routed in both arms): the gate's cost. */
+  ratio_p50: number | null;
+  ratio_p99: number | null;
+  false_403: number;
+  unexpected_503: number;
+  /** Max RSS of the Node process running the edge. In-process: runner + engine + edge. */
+  edge_rss_mb: number;
+  edge_process: string;
+  answered_503: number;
+  no_answer: number;
+  from_cache: number;
+  outcomes: CallCounts['outcomes'];
+  ungated?: { calls: number; failed_calls: number; pdd_p50_ms: number | null; pdd_p99_ms: number | null; pdd_max_ms: number | null };
+  ratio_basis?: string;
+  phases?: { healthy: PddFigures | null; faulted: PddFigures | null; fault_ratio_p99: number | null; windows: { label: string; start_s: number; end_s: number | null; error?: string }[] };
+  capacity?: { p99_limit_ms: number; fail_limit_pct: number; max_cps_passing: number | null; steps: CapacityStep[] };
+  controller?: string;
+  rtd_cross_check: { rtd_p50_ms: number | null; rtd_p99_ms: number | null; rtd_mean_ms: number | null; trace_mean_ms: number | null; note: string };
+  sipp: { failed_calls: number; killed_runs: number };
+  host: { cpus: number; loadavg_start: number[]; loadavg_end: number[]; node: string };
+  targets: Record<string, { target: string; value: number | string | null; met: boolean | null }>;
+  results_dir: string;
+  report: string;
+  chart_svg: string;
+}
+
+export interface CapacityStep {
+  cps: number;
+  calls: number;
+  failed_pct: number;
+  pdd_p50_ms: number | null;
+  pdd_p99_ms: number | null;
+  passed: boolean;
+}
+
+interface Measured {
+  result: ArmResult;
+  judged: JudgedCall[];
+}
+
+export interface RunHooks {
+  /** Progress lines (stderr by default: stdout's last line is the summary). */
+  note?: (line: string) => void;
+}
+
+const EDGE_PROCESS = 'in-process: the edge, the embedded SIP engine and the runner share one Node process (SIPp and redis-server are child processes)';
+
+export async function runBench(name: ProfileName, options: BenchOptions = {}, hooks: RunHooks = {}): Promise<Summary> {
+  const profile = PROFILES[name];
+  if (!profile) throw new Error(`unknown profile ${name}`);
+  const o = resolveOptions(profile, options, path.join(packageRoot(), 'bench', 'results'));
+  const note = hooks.note ?? ((line: string) => process.stderr.write(`bench: ${line}\n`));
+  const startedAt = new Date();
+  const runDir = path.join(o.outDir, `${name}-${startedAt.toISOString().replace(/[:.]/g, '-')}`);
+  mkdirSync(runDir, { recursive: true });
+  const loadStart = os.loadavg();
+
+  // The edge logs as in production (info, one line per decision), to a file: its cost is measured.
+  const logDest = pino.destination({ dest: path.join(runDir, 'edge.log'), sync: false, minLength: 8192 });
+  const logger: Logger = pino({ level: 'info', base: { service: 'credit-edge' } }, logDest);
+
+  // Bounded in time: twice the plan plus two minutes; on expiry everything started is stopped.
+  const planS = plannedSeconds(profile, o);
+  // Filled in as things start, so the finally below stops exactly what was started.
+  const started: { rig?: Rig; controller?: ControllerHandle; controllerStatus?: string } = {};
+  let watchdog: NodeJS.Timeout | undefined;
+  let finished = false;
+  const limitS = planS * 2 + 120;
+  const expired = new Promise<never>((_, reject) => {
+    watchdog = setTimeout(() => reject(new Error(`bench ${name}: not done within ${limitS} s`)), limitS * 1000);
+  });
+  try {
+    note(`${name}: ${profile.description} (about ${planS} s)`);
+    const measured = await Promise.race([
+      (async () => {
+        const rig = (started.rig = await startRig({ sentinels: profile.sentinels, logger }));
+        const accounts = makeAccounts(o.accounts);
+        await rig.topology.seed(accounts.seed);
+        note(`rig up: engine ${rig.sipTarget}, ${rig.topology.replicas.length} replicas, ${profile.sentinels} sentinels; ${Object.keys(accounts.seed).length} of ${o.accounts} accounts seeded`);
+        if (profile.controller) {
+          const c = await startControllerIfAvailable({ topology: rig.topology, logger });
+          if (c.handle) started.controller = c.handle;
+          started.controllerStatus = c.status;
+          note(`controller: ${c.status}`);
+        }
+        return profile.kind === 'capacity' ? runCapacity(rig, accounts, o, logger, note) : runArms(rig, profile.arms(o), accounts, o, logger, note, runDir);
+      })(),
+      expired,
+    ]);
+    const summary = summarize(profile, o, measured, { startedAt, loadStart, runDir, controller: started.controller ? `running; at the end: ${started.controller.status()}` : started.controllerStatus });
+    writeFileSync(path.join(runDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+    writeCallsCsv(path.join(runDir, 'calls.csv'), measured.arms);
+    await writeReport(reportInput(profile, o, summary, measured), runDir);
+    note(`results in ${path.relative(process.cwd(), runDir) || runDir}`);
+    finished = true;
+    return summary;
+  } finally {
+    clearTimeout(watchdog);
+    // On a failure or the watchdog, a UAC may still be running: kill the SIPps this process started.
+    if (!finished) await stopAllSipp();
+    await started.controller?.stop().catch(() => undefined);
+    await started.rig?.stop();
+    logDest.flushSync();
+    logDest.end();
+  }
+}
+
+function plannedSeconds(profile: Profile, o: ResolvedOptions): number {
+  const setup = 15;
+  if (profile.kind === 'capacity') {
+    const steps = Math.max(1, Math.floor((o.maxCps - o.fromCps) / o.stepCps) + 1);
+    return setup + o.warmupS + steps * (o.durationS + 3);
+  }
+  return setup + profile.arms(o).reduce((s, a) => s + a.durationS + o.warmupS + 3, 0);
+}
+
+interface MeasuredRun {
+  arms: Measured[];
+  steps?: CapacityStep[];
+}
+
+async function runArms(rig: Rig, arms: Arm[], accounts: AccountSet, o: ResolvedOptions, logger: Logger, note: (l: string) => void, runDir: string): Promise<MeasuredRun> {
+  const out: Measured[] = [];
+  for (const arm of arms) {
+    // A fresh edge per arm, so every arm starts from the same state (connections, empty cache).
+    await rig.useEdge(arm.gated);
+    await warmup(rig, arm.gated, arm.cps, accounts, o, logger);
+    const result = await driveArm({
+      rig,
+      arm,
+      accounts: callSequence(accounts, arm.cps * arm.durationS, 1),
+      logger,
+      ...(o.keepTraces && { keepTraceAs: path.join(runDir, `sipp-${arm.label}.log`) }),
+    });
+    const judged = judge(result.calls, accounts.classOf, arm.gated);
+    out.push({ result, judged });
+    const f = figuresOf(pddsOf(judged));
+    const c = countsOf(judged);
+    note(`${arm.label} @${arm.cps} cps: ${c.calls} calls, p50 ${f?.p50 ?? '-'} ms, p99 ${f?.p99 ?? '-'} ms, failed ${c.failed_calls}, false 403 ${c.false_403}, unexpected 503 ${c.unexpected_503}`);
+  }
+  return { arms: out };
+}
+
+async function warmup(rig: Rig, gated: boolean, cps: number, accounts: AccountSet, o: ResolvedOptions, logger: Logger): Promise<void> {
+  if (o.warmupS <= 0) return;
+  const arm: Arm = { label: 'warmup', gated, cps, durationS: o.warmupS, faults: [] };
+  await driveArm({ rig, arm, accounts: callSequence(accounts, cps * o.warmupS, 99), logger, warmup: true });
+}
+
+async function runCapacity(rig: Rig, accounts: AccountSet, o: ResolvedOptions, logger: Logger, note: (l: string) => void): Promise<MeasuredRun> {
+  const arms: Measured[] = [];
+  const steps: CapacityStep[] = [];
+  await rig.useEdge(true);
+  await warmup(rig, true, o.fromCps, accounts, o, logger);
+  for (let cps = o.fromCps; cps <= o.maxCps; cps += o.stepCps) {
+    const arm: Arm = { label: `${cps}cps`, gated: true, cps, durationS: o.durationS, faults: [] };
+    const result = await driveArm({ rig, arm, accounts: callSequence(accounts, cps * o.durationS, cps), logger });
+    const judged = judge(result.calls, accounts.classOf, true);
+    arms.push({ result, judged });
+    const f = figuresOf(pddsOf(judged));
+    const c = countsOf(judged);
+    const failedPct = c.calls > 0 ? (c.failed_calls / c.calls) * 100 : 100;
+    const passed = f !== undefined && f.p99 < o.p99LimitMs && failedPct < o.failLimitPct;
+    steps.push({ cps, calls: c.calls, failed_pct: Math.round(failedPct * 1000) / 1000, pdd_p50_ms: f?.p50 ?? null, pdd_p99_ms: f?.p99 ?? null, passed });
+    note(`capacity ${cps} cps: ${c.calls} calls, p99 ${f?.p99 ?? '-'} ms, failed ${failedPct.toFixed(3)}% -> ${passed ? 'under' : 'OVER'} the limits`);
+    if (!passed) break;
+  }
+  return { arms, steps };
+}
+
+const nul = (x: number | undefined) => (x === undefined ? null : x);
+
+function summarize(profile: Profile, o: ResolvedOptions, run: MeasuredRun, ctx: { startedAt: Date; loadStart: number[]; runDir: string; controller: string | undefined }): Summary {
+  const gatedArms = run.arms.filter((m) => m.result.arm.gated);
+  const ungatedArms = run.arms.filter((m) => !m.result.arm.gated);
+  // Capacity: the figures of the highest step under the limits (else of the first step).
+  let headline = gatedArms;
+  let cps: number | null = o.cps;
+  if (run.steps) {
+    const best = [...run.steps].reverse().find((s) => s.passed);
+    cps = best?.cps ?? null;
+    const pick = gatedArms.find((m) => m.result.arm.cps === (best?.cps ?? run.steps![0]?.cps));
+    headline = pick ? [pick] : [];
+  }
+  const gated = headline.flatMap((m) => m.judged);
+  const counts = countsOf(gated);
+  const f = figuresOf(pddsOf(gated));
+
+  const okPdds = (arms: Measured[]) => pddsOf(arms.flatMap((m) => m.judged).filter((c) => c.accountClass === 'ok' && c.outcome === 'routed'));
+  const okGated = figuresOf(okPdds(gatedArms));
+  const okUngated = figuresOf(okPdds(ungatedArms));
+  const ungatedCalls = ungatedArms.flatMap((m) => m.judged);
+  const uf = figuresOf(pddsOf(ungatedCalls));
+
+  const rtt = headline.flatMap((m) => m.result.rtt.map((r) => r.ms));
+  const rf = figuresOf(rtt);
+  const rttMean = rtt.length ? Math.round((rtt.reduce((a, b) => a + b, 0) / rtt.length) * 1000) / 1000 : null;
+
+  const summary: Summary = {
+    profile: profile.name,
+    started_at: ctx.startedAt.toISOString(),
+    duration_s: Math.round((Date.now() - ctx.startedAt.getTime()) / 100) / 10,
+    cps,
+    calls: counts.calls,
+    failed_calls: counts.failed_calls,
+    pdd_p50_ms: nul(f?.p50),
+    pdd_p90_ms: nul(f?.p90),
+    pdd_p99_ms: nul(f?.p99),
+    pdd_max_ms: nul(f?.max),
+    ratio_p50: ungatedArms.length ? ratio(okGated?.p50, okUngated?.p50) : null,
+    ratio_p99: ungatedArms.length ? ratio(okGated?.p99, okUngated?.p99) : null,
+    false_403: counts.false_403,
+    unexpected_503: counts.unexpected_503,
+    edge_rss_mb: Math.max(0, ...run.arms.map((m) => m.result.rssMaxMb)),
+    edge_process: EDGE_PROCESS,
+    answered_503: counts.answered_503,
+    no_answer: counts.no_answer,
+    from_cache: counts.from_cache,
+    outcomes: counts.outcomes,
+    rtd_cross_check: {
+      rtd_p50_ms: nul(rf?.p50),
+      rtd_p99_ms: nul(rf?.p99),
+      rtd_mean_ms: rttMean,
+      trace_mean_ms: nul(f?.mean),
+      note: "SIPp's rtd 'pdd' (start_rtd at INVITE, rtd at the first 18x/final) in whole ms, same calls as pdd_*",
+    },
+    sipp: { failed_calls: run.arms.reduce((s, m) => s + m.result.sipp.failed, 0), killed_runs: run.arms.filter((m) => m.result.sipp.killed).length },
+    host: { cpus: os.cpus().length, loadavg_start: ctx.loadStart.map((x) => Math.round(x * 100) / 100), loadavg_end: os.loadavg().map((x) => Math.round(x * 100) / 100), node: process.version },
+    targets: {},
+    results_dir: ctx.runDir,
+    report: path.join(ctx.runDir, 'report.html'),
+    chart_svg: path.join(ctx.runDir, 'pdd-over-time.svg'),
+  };
+  if (ctx.controller) summary.controller = ctx.controller;
+  if (ungatedArms.length) {
+    const uc = countsOf(ungatedCalls);
+    summary.ungated = { calls: uc.calls, failed_calls: uc.failed_calls, pdd_p50_ms: nul(uf?.p50), pdd_p99_ms: nul(uf?.p99), pdd_max_ms: nul(uf?.max) };
+    summary.ratio_basis = `calls for good accounts (routed in both arms): gated p50 ${okGated?.p50} / p99 ${okGated?.p99} ms, ungated p50 ${okUngated?.p50} / p99 ${okUngated?.p99} ms`;
+  }
+  if (profile.kind === 'faults') summary.phases = phasesOf(gatedArms);
+  if (run.steps) summary.capacity = { p99_limit_ms: o.p99LimitMs, fail_limit_pct: o.failLimitPct, max_cps_passing: cps, steps: run.steps };
+  summary.targets = targetsOf(profile, summary);
+  return summary;
+}
+
+/** Healthy = INVITEs before the first fault; faulted = INVITEs inside a fault window or the 2 s after it. */
+function phasesOf(arms: Measured[]): NonNullable<Summary['phases']> {
+  const calls = arms.flatMap((m) => m.judged);
+  const windows = arms.flatMap((m) => m.result.faults.map((w) => ({ w, t0: m.result.t0Ms })));
+  const first = Math.min(...windows.map(({ w }) => w.startMs));
+  const inFault = (ms: number) => windows.some(({ w }) => ms >= w.startMs && ms <= (w.endMs ?? Infinity) + 2000);
+  const healthy = figuresOf(pddsOf(calls.filter((c) => c.atUs / 1000 < first)));
+  const faulted = figuresOf(pddsOf(calls.filter((c) => inFault(c.atUs / 1000))));
+  return {
+    healthy: healthy ?? null,
+    faulted: faulted ?? null,
+    fault_ratio_p99: ratio(faulted?.p99, healthy?.p99),
+    windows: windows.map(({ w, t0 }) => ({
+      label: w.label,
+      start_s: Math.round((w.startMs - t0) / 100) / 10,
+      end_s: w.endMs === undefined ? null : Math.round((w.endMs - t0) / 100) / 10,
+      ...(w.error && { error: w.error }),
+    })),
+  };
+}
+
+function targetsOf(profile: Profile, s: Summary): Summary['targets'] {
+  const t: Summary['targets'] = {};
+  const le = (v: number | null, max: number) => (v === null ? null : v <= max);
+  t.false_403 = { target: '= 0', value: s.false_403, met: s.false_403 === 0 };
+  if (profile.kind === 'compare') {
+    t.gate_cost_p50 = { target: 'ratio_p50 <= 1.10', value: s.ratio_p50, met: le(s.ratio_p50, 1.1) };
+    t.gate_cost_p99 = { target: 'ratio_p99 <= 1.25', value: s.ratio_p99, met: le(s.ratio_p99, 1.25) };
+  }
+  if (profile.kind === 'faults') {
+    t.unexpected_503 = { target: '= 0 (503s for accounts the cache held)', value: s.unexpected_503, met: s.unexpected_503 === 0 };
+    const r = s.phases?.fault_ratio_p99 ?? null;
+    t.fault_p99 = { target: 'p99 during faults <= 1.5 x healthy p99', value: r, met: le(r, 1.5) };
+  }
+  if (profile.name === 'failover') {
+    // Not measured yet: needs the controller's writes per master (see bench/controller-hook.ts).
+    t.no_writes_to_demoted_master = { target: 'the controller writes nothing to the demoted master (not measured yet)', value: s.controller ?? null, met: null };
+  }
+  if (profile.kind === 'capacity') {
+    t.capacity = { target: `highest rate with p99 < ${s.capacity?.p99_limit_ms} ms and < ${s.capacity?.fail_limit_pct}% failed`, value: s.capacity?.max_cps_passing ?? null, met: null };
+  }
+  return t;
+}
+
+function reportInput(profile: Profile, o: ResolvedOptions, summary: Summary, run: MeasuredRun): ReportInput {
+  const arms: ReportArm[] = run.arms.map((m) => ({ label: m.result.arm.label, gated: m.result.arm.gated, cps: m.result.arm.cps, t0Ms: m.result.t0Ms, endMs: m.result.endMs, calls: m.judged, faults: m.result.faults }));
+  const groups: ReportInput['groups'] = [];
+  if (profile.kind === 'compare') {
+    const ok = (gated: boolean) => pddsOf(run.arms.filter((m) => m.result.arm.gated === gated).flatMap((m) => m.judged).filter((c) => c.accountClass === 'ok' && c.outcome === 'routed'));
+    groups.push({ name: 'gated (good accounts)', pdds: ok(true) }, { name: 'ungated (good accounts)', pdds: ok(false) });
+    groups.push({ name: 'gated (all calls)', pdds: pddsOf(run.arms.filter((m) => m.result.arm.gated).flatMap((m) => m.judged)) });
+  } else if (profile.kind === 'faults') {
+    const calls = run.arms.flatMap((m) => m.judged);
+    const windows = run.arms.flatMap((m) => m.result.faults);
+    const first = Math.min(...windows.map((w) => w.startMs));
+    const inFault = (ms: number) => windows.some((w) => ms >= w.startMs && ms <= (w.endMs ?? Infinity) + 2000);
+    groups.push({ name: 'healthy phase', pdds: pddsOf(calls.filter((c) => c.atUs / 1000 < first)) });
+    groups.push({ name: 'during faults (+2 s)', pdds: pddsOf(calls.filter((c) => inFault(c.atUs / 1000))) });
+    groups.push({ name: 'whole run', pdds: pddsOf(calls) });
+  } else {
+    for (const m of run.arms) groups.push({ name: `${m.result.arm.cps} cps`, pdds: pddsOf(m.judged) });
+  }
+  return { profile: profile.name, description: profile.description, options: o, summary, arms, groups, ...(run.steps && { steps: run.steps }) };
+}
+
+function writeCallsCsv(file: string, arms: Measured[]): void {
+  const lines = ['arm,gated,invite_unix_us,account,class,pdd_ms,status,outcome,expected,false_403,unexpected_503,from_cache'];
+  for (const m of arms) {
+    for (const c of m.judged) {
+      lines.push([m.result.arm.label, m.result.arm.gated, c.atUs, c.account, c.accountClass, c.pddMs?.toFixed(3) ?? '', c.status ?? '', c.outcome, c.expected, c.false403, c.unexpected503, c.fromCache].join(','));
+    }
+  }
+  writeFileSync(file, lines.join('\n') + '\n');
+}

@@ -1,0 +1,17 @@
+import { Command } from 'commander';
+import { configureBenchCommand, runFromCli } from './options.js';
+import type { ProfileName } from './profiles.js';
+
+/**
+ * `credit-edge bench PROFILE [options]`: the same runner as `npm run bench`. The reporting
+ * libraries (devDependencies) load only when the command runs.
+ */
+export function registerBenchCommand(program: Command): void {
+  program.addCommand(
+    configureBenchCommand(new Command('bench')).action(async (profile: ProfileName, opts: Record<string, unknown>) => {
+      await runFromCli(profile, opts);
+      // Redis clients and timers of a finished run must not keep the CLI alive.
+      process.exit(0);
+    }),
+  );
+}

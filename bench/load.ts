@@ -1,0 +1,114 @@
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startSipp, type RttSample, type SippResult } from '../src/dev/sipp.js';
+import type { Logger } from '../src/log.js';
+import type { Arm } from './profiles.js';
+import type { Rig } from './rig.js';
+import { readTrace, type CallTrace } from './trace.js';
+
+/**
+ * Drives one arm: a SIPp UAC (sipp/edge-uac.xml) placing `cps` calls per second for `durationS`
+ * seconds, one account per call from an injection file, with its message trace on; the arm's
+ * faults fired on schedule meanwhile; the process RSS sampled. Bounded: SIPp has its own -timeout
+ * and a hard kill, and every fault is awaited (each restores what it broke in a finally).
+ */
+
+export interface FaultWindow {
+  label: string;
+  startMs: number;
+  endMs: number | undefined;
+  marks: { label: string; atMs: number }[];
+  error?: string;
+}
+
+export interface ArmResult {
+  arm: Arm;
+  /** Wall clock (ms since the epoch) when SIPp was started. */
+  t0Ms: number;
+  endMs: number;
+  calls: CallTrace[];
+  /** SIPp's own rtd samples (whole ms), the cross-check. */
+  rtt: RttSample[];
+  sipp: Pick<SippResult, 'exitCode' | 'signal' | 'killed' | 'successful' | 'failed'>;
+  faults: FaultWindow[];
+  /** Largest RSS of this Node process (runner + engine + edge) seen during the arm, MB. */
+  rssMaxMb: number;
+}
+
+export interface DriveOptions {
+  rig: Rig;
+  arm: Arm;
+  accounts: string[];
+  logger: Logger;
+  /** Keep the raw message trace at this path (otherwise it is deleted after parsing). */
+  keepTraceAs?: string;
+  /** Warm-up: no trace, no faults, nothing kept. */
+  warmup?: boolean;
+}
+
+export async function driveArm(o: DriveOptions): Promise<ArmResult> {
+  const { rig, arm } = o;
+  const calls = Math.max(1, Math.round(arm.cps * arm.durationS));
+  const dir = mkdtempSync(path.join(tmpdir(), 'credit-edge-bench-'));
+  const traceFile = path.join(dir, 'messages.log');
+  const rss = { max: process.memoryUsage.rss() };
+  const sampler = setInterval(() => (rss.max = Math.max(rss.max, process.memoryUsage.rss())), 250);
+  try {
+    const sipp = await startSipp({
+      scenario: 'edge-uac',
+      // HOLD 0: a routed call is answered, ACKed and hung up at once; PDD is all that is measured.
+      vars: { HOLD: '0', TIMEWAIT: '200' },
+      remote: rig.sipTarget,
+      service: 'callee',
+      injection: o.accounts.slice(0, calls).map((a) => [a]),
+      calls,
+      rate: arm.cps,
+      timeoutMs: arm.durationS * 1000 + 20_000,
+      traceMessages: false,
+      traceRtt: !o.warmup,
+      // -trace_msg into a file of ours: src/dev/sipp.ts would parse it into memory without the stamps.
+      extraArgs: o.warmup ? [] : ['-trace_msg', '-message_file', traceFile],
+    });
+    const t0Ms = Date.now();
+    const faults: FaultWindow[] = [];
+    const running = (o.warmup ? [] : arm.faults).map(
+      (fault) =>
+        new Promise<void>((resolve) => {
+          setTimeout(() => {
+            const w: FaultWindow = { label: fault.label, startMs: Date.now(), endMs: undefined, marks: [] };
+            faults.push(w);
+            o.logger.info({ fault: fault.label }, 'bench: fault start');
+            fault
+              .run({ topology: rig.topology, mark: (label) => w.marks.push({ label, atMs: Date.now() }) })
+              .catch((err: unknown) => {
+                w.error = err instanceof Error ? err.message : String(err);
+                o.logger.error({ fault: fault.label, err }, 'bench: fault failed');
+              })
+              .finally(() => {
+                w.endMs = Date.now();
+                resolve();
+              });
+          }, fault.atS * 1000);
+        }),
+    );
+    const result = await sipp.done;
+    const endMs = Date.now();
+    await Promise.all(running);
+    const traces = o.warmup ? [] : await readTrace(traceFile);
+    if (o.keepTraceAs && !o.warmup) copyFileSync(traceFile, o.keepTraceAs);
+    return {
+      arm,
+      t0Ms,
+      endMs,
+      calls: traces,
+      rtt: result.rtt,
+      sipp: { exitCode: result.exitCode, signal: result.signal, killed: result.killed, successful: result.successful, failed: result.failed },
+      faults,
+      rssMaxMb: Math.round((rss.max / 1048576) * 10) / 10,
+    };
+  } finally {
+    clearInterval(sampler);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

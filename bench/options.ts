@@ -1,0 +1,58 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { PROFILE_NAMES, type BenchOptions, type ProfileName } from './profiles.js';
+
+/**
+ * The benchmark's command line, shared by `node dist/bench/run.js` (npm run bench) and
+ * `credit-edge bench`: a profile name and options that override the profile's defaults.
+ */
+
+const num = (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
+  return n;
+};
+
+export function configureBenchCommand(cmd: Command): Command {
+  return cmd
+    .description('PDD benchmark: SIPp load through the edge, per-call PDD from SIPp message timestamps, JSON + HTML report in bench/results/')
+    .addArgument(new Command().createArgument('<profile>', PROFILE_NAMES.join(' | ')).choices(PROFILE_NAMES))
+    .option('--cps <n>', 'calls per second (capacity: the first step)', num)
+    .option('--duration <s>', 'seconds per measured arm (capacity: per step)', num)
+    .option('--pairs <n>', 'baseline: gated/ungated pairs', num)
+    .option('--accounts <n>', 'accounts in the population', num)
+    .addOption(new Option('--warmup <s>', 'seconds of unmeasured calls before each arm (0: none)').argParser(Number))
+    .option('--step <n>', 'capacity: rate step', num)
+    .option('--max-cps <n>', 'capacity: last rate tried', num)
+    .option('--p99-limit <ms>', 'capacity: p99 PDD limit', num)
+    .option('--fail-limit <pct>', 'capacity: failed calls limit, percent', num)
+    .option('--out <dir>', 'results directory (default bench/results)')
+    .option('--keep-traces', "keep SIPp's raw message traces in the run directory");
+}
+
+export function benchOptionsOf(opts: Record<string, unknown>): BenchOptions {
+  const o: BenchOptions = {};
+  const n = (k: string) => (typeof opts[k] === 'number' ? (opts[k] as number) : undefined);
+  const set = <K extends keyof BenchOptions>(key: K, v: BenchOptions[K] | undefined) => {
+    if (v !== undefined) o[key] = v;
+  };
+  set('cps', n('cps'));
+  set('durationS', n('duration'));
+  set('pairs', n('pairs'));
+  set('accounts', n('accounts'));
+  set('warmupS', n('warmup'));
+  set('stepCps', n('step'));
+  set('maxCps', n('maxCps'));
+  set('p99LimitMs', n('p99Limit'));
+  set('failLimitPct', n('failLimit'));
+  if (typeof opts.out === 'string') o.outDir = opts.out;
+  if (opts.keepTraces === true) o.keepTraces = true;
+  return o;
+}
+
+/** Runs a profile and prints the summary as the last line of stdout (one JSON object). */
+export async function runFromCli(profile: ProfileName, opts: Record<string, unknown>): Promise<void> {
+  // Imported here: the reporting libraries are devDependencies, only needed when benchmarking.
+  const { runBench } = await import('./bench.js');
+  const summary = await runBench(profile, benchOptionsOf(opts));
+  process.stdout.write(JSON.stringify(summary) + '\n');
+}

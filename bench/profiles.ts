@@ -1,0 +1,200 @@
+import type { Topology } from '../src/dev/topology.js';
+
+/**
+ * The benchmark profiles: what load, for how long, with which faults, and in which arms (gating
+ * on / off). Data only; bench/bench.ts runs them.
+ */
+
+export type ProfileName = 'smoke' | 'baseline' | 'resync' | 'master-slow' | 'failover' | 'capacity';
+export const PROFILE_NAMES: ProfileName[] = ['smoke', 'baseline', 'resync', 'master-slow', 'failover', 'capacity'];
+
+export interface FaultContext {
+  topology: Topology;
+  /** Records an instant inside the fault's window (e.g. "failover done"), shown on the charts. */
+  mark(label: string): void;
+}
+
+/** A fault injected `atS` seconds into an arm; its window lasts until `run` resolves. */
+export interface Fault {
+  atS: number;
+  label: string;
+  run(ctx: FaultContext): Promise<void>;
+}
+
+export interface Arm {
+  label: string;
+  gated: boolean;
+  cps: number;
+  durationS: number;
+  faults: Fault[];
+}
+
+export interface BenchOptions {
+  cps?: number;
+  durationS?: number;
+  /** baseline: gated/ungated pairs (ABBA order, to cancel drift). */
+  pairs?: number;
+  accounts?: number;
+  warmupS?: number;
+  /** capacity: first rate, step, last rate, and the limits a step must stay under. */
+  fromCps?: number;
+  stepCps?: number;
+  maxCps?: number;
+  p99LimitMs?: number;
+  failLimitPct?: number;
+  /** Where run directories go (default bench/results). */
+  outDir?: string;
+  /** Keep SIPp's raw message traces in the run directory (tens of MB). */
+  keepTraces?: boolean;
+}
+
+export interface Profile {
+  name: ProfileName;
+  description: string;
+  sentinels: number;
+  /** How the figures are put together. */
+  kind: 'compare' | 'faults' | 'capacity';
+  defaults: Required<Pick<BenchOptions, 'cps' | 'durationS' | 'accounts' | 'warmupS'>>;
+  /** The arms, in order (capacity builds its steps itself). */
+  arms(o: ResolvedOptions): Arm[];
+  /** Starts the credit controller (failover profile), when src/control provides one. */
+  controller?: boolean;
+}
+
+export type ResolvedOptions = Required<Omit<BenchOptions, 'outDir' | 'keepTraces'>> & { outDir: string; keepTraces: boolean };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Gated and ungated arms in ABBA order: G U, U G, G U... */
+function pairs(o: ResolvedOptions): Arm[] {
+  const arms: Arm[] = [];
+  for (let i = 0; i < o.pairs; i++) {
+    const order = i % 2 === 0 ? [true, false] : [false, true];
+    for (const gated of order) arms.push({ label: `${gated ? 'gated' : 'ungated'}-${i + 1}`, gated, cps: o.cps, durationS: o.durationS, faults: [] });
+  }
+  return arms;
+}
+
+const single = (faults: (o: ResolvedOptions) => Fault[]) => (o: ResolvedOptions): Arm[] => [{ label: 'gated', gated: true, cps: o.cps, durationS: o.durationS, faults: faults(o) }];
+
+/** Fault times scale with the duration, so a shortened run still has a healthy phase first. */
+const at = (o: ResolvedOptions, share: number) => Math.round(o.durationS * share * 10) / 10;
+
+export const PROFILES: Record<ProfileName, Profile> = {
+  smoke: {
+    name: 'smoke',
+    description: 'A few seconds each of gating on and off at a low rate: proves the runner works (CI).',
+    sentinels: 0,
+    kind: 'compare',
+    defaults: { cps: 20, durationS: 4, accounts: 1000, warmupS: 1 },
+    arms: (o) => pairs({ ...o, pairs: 1 }),
+  },
+  baseline: {
+    name: 'baseline',
+    description: 'Gating on vs gating off (every identified call routed, no lookup), alternating arms at the same rate.',
+    sentinels: 0,
+    kind: 'compare',
+    defaults: { cps: 100, durationS: 20, accounts: 5000, warmupS: 2 },
+    arms: pairs,
+  },
+  resync: {
+    name: 'resync',
+    description: 'One replica restarted empty and resyncing (held open ~3 s) mid-run, then the other replica frozen for 5 s.',
+    sentinels: 0,
+    kind: 'faults',
+    defaults: { cps: 100, durationS: 40, accounts: 5000, warmupS: 2 },
+    arms: single((o) => [
+      {
+        atS: at(o, 0.25),
+        label: 'replica B restarted empty (resync)',
+        async run({ topology, mark }) {
+          const replica = topology.replicas[1]!;
+          await replica.restartFromEmpty({ holdSyncMs: 3000 });
+          mark(`${replica.name} syncing`);
+          await replica.waitForSync(30_000);
+        },
+      },
+      {
+        atS: at(o, 0.6),
+        label: 'replica A frozen (SIGSTOP) 5 s',
+        async run({ topology }) {
+          const replica = topology.replicas[0]!;
+          replica.freeze();
+          try {
+            await sleep(5000);
+          } finally {
+            replica.thaw();
+          }
+        },
+      },
+    ]),
+  },
+  'master-slow': {
+    name: 'master-slow',
+    description: 'DEBUG SLEEP bursts of 1.5 s on the master, three times.',
+    sentinels: 0,
+    kind: 'faults',
+    defaults: { cps: 100, durationS: 30, accounts: 5000, warmupS: 2 },
+    arms: single((o) =>
+      [0.3, 0.55, 0.8].map((share, i) => ({
+        atS: at(o, share),
+        label: `master DEBUG SLEEP 1.5 s (#${i + 1})`,
+        async run({ topology }) {
+          await topology.master.slow(1500);
+          await sleep(1500);
+        },
+      })),
+    ),
+  },
+  failover: {
+    name: 'failover',
+    description: 'The master frozen (SIGSTOP, the incident\'s hung master) until Sentinel fails over; thawed 3 s later.',
+    sentinels: 3,
+    kind: 'faults',
+    controller: true,
+    defaults: { cps: 100, durationS: 30, accounts: 5000, warmupS: 2 },
+    arms: single((o) => [
+      {
+        atS: at(o, 0.3),
+        label: 'master frozen until failover',
+        async run({ topology, mark }) {
+          const old = topology.freezeMaster();
+          try {
+            const to = await topology.waitForFailover(20_000);
+            mark(`failover to :${to.port}`);
+            await sleep(3000);
+          } finally {
+            old.thaw();
+          }
+          mark(`old master ${old.name} thawed`);
+        },
+      },
+    ]),
+  },
+  capacity: {
+    name: 'capacity',
+    description: 'Gated calls, rate stepped up until p99 PDD or failed calls cross the limit.',
+    sentinels: 0,
+    kind: 'capacity',
+    defaults: { cps: 50, durationS: 10, accounts: 5000, warmupS: 2 },
+    arms: () => [],
+  },
+};
+
+export function resolveOptions(profile: Profile, o: BenchOptions, defaultOutDir: string): ResolvedOptions {
+  const cps = o.cps ?? profile.defaults.cps;
+  return {
+    cps,
+    durationS: o.durationS ?? profile.defaults.durationS,
+    pairs: o.pairs ?? 2,
+    accounts: o.accounts ?? profile.defaults.accounts,
+    warmupS: o.warmupS ?? profile.defaults.warmupS,
+    fromCps: o.fromCps ?? cps,
+    stepCps: o.stepCps ?? 50,
+    maxCps: o.maxCps ?? 1000,
+    p99LimitMs: o.p99LimitMs ?? 50,
+    failLimitPct: o.failLimitPct ?? 0.1,
+    outDir: o.outDir ?? defaultOutDir,
+    keepTraces: o.keepTraces ?? false,
+  };
+}

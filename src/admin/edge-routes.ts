@@ -1,0 +1,88 @@
+import { ACCOUNT_ID_PATTERN, accountKey, BadAccountValue, parseAccount, type Account } from '../accounts/account.js';
+import type { Replica } from '../accounts/replica.js';
+import { notInSyncBecause, parseReplicationInfo } from '../accounts/replication-state.js';
+import type { RunningEdge } from '../edge/start.js';
+import type { AdminServer } from './server.js';
+
+/**
+ * The edge's own admin routes: readiness, replica health, one account as every source sees it.
+ * Secrets (sip_password) never leave: they show as "[redacted]".
+ */
+
+const REPLICA_READ_TIMEOUT_MS = 500;
+export const REDACTED = '[redacted]';
+const SECRET_FIELDS = new Set(['sip_password']);
+
+export function addEdgeRoutes(admin: AdminServer, edge: RunningEdge): void {
+  admin.route('GET', /^\/readyz$/, () => {
+    const ready = edge.ready();
+    return { status: ready ? 200 : 503, body: { ready, replicasInSync: edge.pool.replicas.filter((r) => r.inSync).length, cacheEntries: edge.cache.size } };
+  });
+  admin.route('GET', /^\/replicas$/, () => ({ status: 200, body: { replicas: replicasView(edge) } }));
+  admin.route('GET', /^\/accounts\/([^/]+)$/, async ({ match }) => {
+    const id = decodeURIComponent(match[1]!);
+    if (!ACCOUNT_ID_PATTERN.test(id)) return { status: 400, body: { error: 'not an account id' } };
+    return { status: 200, body: await accountView(edge, id) };
+  });
+}
+
+export function replicasView(edge: RunningEdge) {
+  return edge.pool.replicas.map((r) => ({
+    name: r.name,
+    address: `${r.address.host}:${r.address.port}`,
+    health: r.health,
+    detail: r.healthDetail,
+    lagSeconds: r.masterSilenceS,
+  }));
+}
+
+/** The account as each replica and the stale cache see it, with calls in progress and the last decision. */
+export async function accountView(edge: RunningEdge, id: string) {
+  const cached = edge.cache.recall(id, Date.now());
+  return {
+    id,
+    replicas: await Promise.all(edge.pool.replicas.map((replica) => readReplica(replica, id))),
+    cache: cached ? { replica: cached.replica, ageMs: Math.round(cached.ageMs), account: publicAccount(cached.account) } : null,
+    callsInProgress: edge.calls.count(id),
+    lastDecision: edge.app.lastDecision(id) ?? null,
+  };
+}
+
+/** One replica's view, read the way the edge reads (INFO replication and HGETALL in one round trip). */
+async function readReplica(replica: Replica, id: string) {
+  const base = { replica: replica.name, health: replica.health };
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const reply = await Promise.race([
+      replica.client.multi().info('replication').hgetall(accountKey(id)).exec(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${REPLICA_READ_TIMEOUT_MS} ms`)), REPLICA_READ_TIMEOUT_MS);
+      }),
+    ]);
+    const [[infoError, info], [hashError, fields]] = reply as [[Error | null, string], [Error | null, Record<string, string>]];
+    if (infoError || hashError) return { ...base, outcome: 'unknown', detail: (infoError ?? hashError)!.message };
+    const notInSync = notInSyncBecause(parseReplicationInfo(info));
+    const shown = redactFields(fields);
+    if (notInSync) return { ...base, outcome: 'unknown', detail: notInSync, fields: shown };
+    if (Object.keys(fields).length === 0) return { ...base, outcome: 'absent' };
+    try {
+      return { ...base, outcome: 'found', fields: shown, account: publicAccount(parseAccount(id, fields)) };
+    } catch (err) {
+      if (err instanceof BadAccountValue) return { ...base, outcome: 'unknown', detail: `bad-value: ${err.message}`, fields: shown };
+      throw err;
+    }
+  } catch (err) {
+    return { ...base, outcome: 'unknown', detail: (err as Error).message };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function redactFields(fields: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, SECRET_FIELDS.has(k) ? REDACTED : v]));
+}
+
+export function publicAccount(account: Account): Omit<Account, 'sipPassword'> & { sipPassword?: string } {
+  const { sipPassword, ...rest } = account;
+  return sipPassword === undefined ? rest : { ...rest, sipPassword: REDACTED };
+}

@@ -1,0 +1,324 @@
+import type { ChainableCommander } from 'ioredis';
+import { accountKey } from '../accounts/account.js';
+import { CALL_END_LUA, CALLS_INDEX_KEY, callsKey, parseCallRecord } from '../calls/records.js';
+import type { Logger } from '../log.js';
+import { appendAudit, type AuditEntry } from './audit.js';
+import { Breaker, type BreakerSettings } from './breaker.js';
+import { Lease } from './lease.js';
+import type { Fence, FencedMaster } from './master.js';
+import type { ControllerMetrics } from './metrics.js';
+import { actionFor, assess, BLOCKED_BY_FIELD, CONTROLLER_MARK, EVIDENCE_FIELD, type Assessed, type Assessment } from './projection.js';
+import { BLOCKED_INDEX_KEY, CONFIRM_BLOCKS_KEY, readRound, type RoundSnapshot } from './reads.js';
+
+export interface ControllerSettings {
+  /** This controller's name; the lease holder id adds a random part per process. */
+  name: string;
+  holderId: string;
+  roundMs: number;
+  leaseMs: number;
+  deadEdgeGraceMs: number;
+  auditMaxLen: number;
+  breaker: BreakerSettings;
+}
+
+/** What one round saw and did (for tests, status lines and the log). */
+export interface RoundReport {
+  outcome: 'acted' | 'standby' | 'no-master' | 'read-failed';
+  why?: string;
+  master?: string;
+  evaluated: number;
+  unknown: number;
+  blocked: string[];
+  unblocked: string[];
+  held: string[];
+  staleCallsRemoved: number;
+  /** Whether the round's writes were confirmed (undefined: nothing to write). */
+  written?: boolean;
+}
+
+interface StaleCall {
+  accountId: string;
+  callId: string;
+  node: string;
+}
+
+/**
+ * The credit controller. Every round (one at a time, never overlapping): prove where the master
+ * is (fence), hold the lease, read accounts with calls in progress and accounts it blocked, apply
+ * the rules (projection.ts) and the breaker, then write blocks, unblocks and removals of dead
+ * edges' calls in one fenced batch with their audit entries.
+ */
+export class CreditController {
+  private readonly lease: Lease;
+  readonly breaker: Breaker;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+  private stopped = false;
+  private leader = false;
+  private lastNoMaster: string | undefined;
+  /** "node|instance" -> when its liveness was first seen missing. */
+  private readonly deadSince = new Map<string, number>();
+  /** account -> the unknown cause last logged, so a lasting fault logs once, not every round. */
+  private readonly unknownLogged = new Map<string, string>();
+  lastReport: RoundReport | undefined;
+
+  constructor(
+    private readonly master: FencedMaster,
+    private readonly s: ControllerSettings,
+    private readonly logger: Logger,
+    private readonly metrics: ControllerMetrics,
+    private readonly clock: () => number = Date.now,
+  ) {
+    this.lease = new Lease(master.client, s.holderId, s.leaseMs);
+    this.breaker = new Breaker(s.breaker);
+  }
+
+  get isLeader(): boolean {
+    return this.leader;
+  }
+
+  start(): void {
+    const loop = async () => {
+      if (this.stopped) return;
+      const started = this.clock();
+      this.running = this.round().catch((err: unknown) => this.logger.error({ err }, 'round failed'));
+      await this.running;
+      if (!this.stopped) this.timer = setTimeout(loop, Math.max(0, this.s.roundMs - (this.clock() - started)));
+    };
+    void loop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+    if (this.leader) {
+      await this.lease.release().catch(() => undefined);
+      this.setLeader(false, 'stopping');
+    }
+  }
+
+  async round(): Promise<RoundReport> {
+    const endTimer = this.metrics.roundSeconds.startTimer();
+    const report = await this.roundInner();
+    endTimer();
+    this.metrics.rounds.inc({ outcome: report.outcome });
+    this.lastReport = report;
+    return report;
+  }
+
+  private empty(outcome: RoundReport['outcome'], why?: string, master?: string): RoundReport {
+    return { outcome, ...(why !== undefined && { why }), ...(master !== undefined && { master }), evaluated: 0, unknown: 0, blocked: [], unblocked: [], held: [], staleCallsRemoved: 0 };
+  }
+
+  private async roundInner(): Promise<RoundReport> {
+    const fenced = await this.master.fence();
+    if (!fenced.ok) return this.noMaster(fenced.why);
+    const fence = fenced.fence;
+    if (this.lastNoMaster !== undefined) this.logger.info({ master: fence.address }, 'master reachable again');
+    this.lastNoMaster = undefined;
+
+    try {
+      this.setLeader(await this.lease.hold(), fence.address);
+    } catch (err) {
+      return this.noMaster(`lease on ${fence.address}: ${(err as Error).message}`);
+    }
+    if (!this.leader) return this.empty('standby', undefined, fence.address);
+
+    let snapshot: RoundSnapshot;
+    try {
+      snapshot = await readRound(this.master.client);
+    } catch (err) {
+      await this.master.client.unwatch().catch(() => undefined);
+      this.logger.warn({ master: fence.address, err: (err as Error).message }, 'round reads failed: no account judged this round');
+      return this.empty('read-failed', (err as Error).message, fence.address);
+    }
+    return this.judgeAndWrite(fence, snapshot);
+  }
+
+  private async judgeAndWrite(fence: Fence, snapshot: RoundSnapshot): Promise<RoundReport> {
+    const now = this.clock();
+    const report = this.empty('acted', undefined, fence.address);
+    const { stale, doubtful } = this.deadEdgeCalls(snapshot, now);
+
+    const assessments: Assessment[] = [];
+    let calls = 0;
+    for (const [accountId, reads] of snapshot.accounts) {
+      const assessment = assess({ accountId, ...reads, doubtfulCalls: doubtful }, now);
+      assessments.push(assessment);
+      calls += Object.keys(reads.calls ?? {}).length;
+      this.noteUnknown(assessment);
+    }
+    report.evaluated = assessments.length;
+    report.unknown = assessments.filter((a) => a.kind === 'unknown').length;
+    this.metrics.accountsEvaluated.set(report.evaluated);
+    this.metrics.callsInProgress.set(calls);
+
+    const toBlock = assessments.filter((a): a is Assessed => actionFor(a) === 'block');
+    const toUnblock = assessments.filter((a): a is Assessed => actionFor(a) === 'unblock');
+    const verdict = this.breaker.judge(toBlock.length, report.evaluated, now);
+    let blocks = toBlock;
+    let confirmed = false;
+    if (verdict.open) {
+      if (snapshot.confirmBlocks !== null) {
+        confirmed = true;
+        this.logger.warn({ confirmedBy: snapshot.confirmBlocks, accounts: toBlock.map((a) => a.accountId) }, 'breaker: an operator confirmed the held blocks');
+        this.breaker.confirmed();
+      } else {
+        blocks = [];
+        report.held = toBlock.map((a) => a.accountId);
+        if (verdict.changed) {
+          this.metrics.breakerTrips.inc();
+          // The alarm: mass blocking is likelier a fault of ours than a crowd running dry at once.
+          this.logger.error({ critical: true, alert: 'credit-controller-breaker-open', why: verdict.why, held: report.held }, 'BREAKER OPEN: blocking none of these accounts; confirm with `credit-edge controller --confirm-blocks` if they are real');
+        }
+      }
+    } else if (verdict.changed) {
+      this.logger.warn({ why: 'the condition cleared' }, 'breaker closed');
+    }
+    this.metrics.breakerOpen.set(this.breaker.open ? 1 : 0);
+    this.metrics.blocksHeld.set(report.held.length);
+
+    if (blocks.length === 0 && toUnblock.length === 0 && stale.length === 0 && !confirmed) {
+      await this.master.client.unwatch().catch(() => undefined);
+      return report;
+    }
+
+    const at = new Date(now).toISOString();
+    const audits: AuditEntry[] = [];
+    const result = await this.master.write(fence, (tx) => {
+      for (const a of blocks) audits.push(this.block(tx, a, fence.address, at, confirmed ? snapshot.confirmBlocks : null));
+      for (const a of toUnblock) audits.push(this.unblock(tx, a, fence.address, at));
+      for (const entry of this.removeStale(tx, stale, fence.address, at)) audits.push(entry);
+      if (confirmed) tx.del(CONFIRM_BLOCKS_KEY);
+      for (const entry of audits) appendAudit(tx, entry, this.s.auditMaxLen);
+    });
+    report.written = result.done;
+    if (!result.done) {
+      // Not done: nothing is assumed; the next round reads what is really on the master.
+      this.metrics.writesNotDone.inc({ why: shortWhy(result.why) });
+      this.logger.warn({ master: fence.address, why: result.why, blocks: blocks.map((a) => a.accountId), unblocks: toUnblock.map((a) => a.accountId), staleCalls: stale.length }, 'write batch not done');
+      return report;
+    }
+    this.breaker.record(blocks.length, now);
+    this.metrics.blocks.inc(blocks.length);
+    this.metrics.unblocks.inc(toUnblock.length);
+    this.metrics.staleCallsRemoved.inc(stale.length);
+    report.blocked = blocks.map((a) => a.accountId);
+    report.unblocked = toUnblock.map((a) => a.accountId);
+    report.staleCallsRemoved = stale.length;
+    for (const entry of audits) {
+      this.logger.info({ account: entry.account, action: entry.action, reason: entry.reason, evidence: JSON.parse(entry.evidence) as unknown, master: entry.master, replicasAcknowledged: result.acknowledgedBy }, `audit: ${entry.action}`);
+    }
+    return report;
+  }
+
+  private block(tx: ChainableCommander, a: Assessed, master: string, at: string, confirmedBy: string | null): AuditEntry {
+    const evidence = JSON.stringify({ balance: a.balance, spent: a.spent, projected: a.projected, calls: a.calls, master, at, ...(confirmedBy !== null && { confirmedBy }) });
+    const reason = `projected balance ${a.projected} <= 0: balance ${a.balance}, ${a.calls} call(s) in progress costing ${a.spent} so far`;
+    tx.hset(accountKey(a.accountId), 'credit_blocked', '1', 'credit_block_reason', reason, EVIDENCE_FIELD, evidence, BLOCKED_BY_FIELD, CONTROLLER_MARK);
+    tx.sadd(BLOCKED_INDEX_KEY, a.accountId);
+    return { action: 'block', account: a.accountId, reason, evidence, controller: this.s.name, master, at };
+  }
+
+  private unblock(tx: ChainableCommander, a: Assessed, master: string, at: string): AuditEntry {
+    const evidence = JSON.stringify({ balance: a.balance, spent: a.spent, projected: a.projected, calls: a.calls, master, at });
+    const reason = `projected balance ${a.projected} > 0 again: balance ${a.balance}, ${a.calls} call(s) in progress`;
+    tx.hset(accountKey(a.accountId), 'credit_blocked', '0');
+    tx.hdel(accountKey(a.accountId), 'credit_block_reason', EVIDENCE_FIELD, BLOCKED_BY_FIELD);
+    tx.srem(BLOCKED_INDEX_KEY, a.accountId);
+    return { action: 'unblock', account: a.accountId, reason, evidence, controller: this.s.name, master, at };
+  }
+
+  private removeStale(tx: ChainableCommander, stale: StaleCall[], master: string, at: string): AuditEntry[] {
+    const byAccountNode = new Map<string, StaleCall[]>();
+    for (const call of stale) {
+      tx.eval(CALL_END_LUA, 2, callsKey(call.accountId), CALLS_INDEX_KEY, call.callId, call.accountId);
+      const key = `${call.accountId}|${call.node}`;
+      byAccountNode.set(key, [...(byAccountNode.get(key) ?? []), call]);
+    }
+    return [...byAccountNode.values()].map((calls) => ({
+      action: 'calls-removed' as const,
+      account: calls[0]!.accountId,
+      reason: `edge ${calls[0]!.node} stopped renewing its liveness more than ${this.s.deadEdgeGraceMs} ms ago: ${calls.length} call record(s) removed`,
+      evidence: JSON.stringify({ node: calls[0]!.node, callIds: calls.map((c) => c.callId), master, at }),
+      controller: this.s.name,
+      master,
+      at,
+    }));
+  }
+
+  /**
+   * Calls whose edge process no longer renews its liveness (key gone, or renewed by a new process
+   * of the same node): in doubt during the grace period (their accounts are unknown), then stale.
+   */
+  private deadEdgeCalls(snapshot: RoundSnapshot, now: number): { stale: StaleCall[]; doubtful: Set<string> } {
+    const stale: StaleCall[] = [];
+    const doubtful = new Set<string>();
+    const seenDead = new Set<string>();
+    for (const [accountId, { calls }] of snapshot.accounts) {
+      for (const [callId, raw] of Object.entries(calls ?? {})) {
+        const record = parseCallRecord(raw);
+        if (!record || !snapshot.liveness.has(record.node)) continue;
+        if (snapshot.liveness.get(record.node) === record.instance) continue;
+        const key = `${record.node}|${record.instance}`;
+        seenDead.add(key);
+        const since = this.deadSince.get(key) ?? now;
+        if (!this.deadSince.has(key)) {
+          this.deadSince.set(key, now);
+          this.logger.warn({ node: record.node, instance: record.instance, graceMs: this.s.deadEdgeGraceMs }, 'edge liveness lapsed: its calls are in doubt until the grace period ends');
+        }
+        if (now - since >= this.s.deadEdgeGraceMs) stale.push({ accountId, callId, node: record.node });
+        else doubtful.add(callId);
+      }
+    }
+    // An edge that came back (or whose calls are gone) starts a fresh grace period next time.
+    for (const key of [...this.deadSince.keys()]) if (!seenDead.has(key)) this.deadSince.delete(key);
+    return { stale, doubtful };
+  }
+
+  private noteUnknown(assessment: Assessment): void {
+    const { accountId } = assessment;
+    if (assessment.kind === 'unknown') {
+      this.metrics.unknownAccounts.inc({ cause: assessment.cause });
+      if (this.unknownLogged.get(accountId) !== assessment.cause) {
+        this.logger.warn({ account: accountId, cause: assessment.cause, detail: assessment.detail }, 'account unknown this round: no block, no unblock');
+        this.unknownLogged.set(accountId, assessment.cause);
+      }
+    } else if (this.unknownLogged.delete(accountId)) {
+      this.logger.info({ account: accountId }, 'account readable again');
+    }
+  }
+
+  private noMaster(why: string): RoundReport {
+    if (this.lastNoMaster !== why) this.logger.warn({ why }, 'no fenced master this round: nothing judged, nothing written');
+    this.lastNoMaster = why;
+    // Without a master we cannot prove we hold the lease: act as a standby until we can.
+    this.setLeader(false, why);
+    return this.empty('no-master', why);
+  }
+
+  private setLeader(leader: boolean, detail: string): void {
+    if (leader !== this.leader) {
+      this.logger.warn({ holder: this.s.holderId, detail }, leader ? 'holding the controller lease: acting' : 'not holding the controller lease: standing by');
+    }
+    this.leader = leader;
+    this.metrics.leader.set(leader ? 1 : 0);
+  }
+
+  status(): string {
+    const r = this.lastReport;
+    if (!r) return 'starting';
+    const role = this.leader ? 'acting' : 'standby';
+    const breaker = this.breaker.open ? `, BREAKER OPEN (${this.breaker.why})` : '';
+    return `${role} on ${r.master ?? 'no master'}: last round ${r.outcome}${r.why ? ` (${r.why})` : ''}, ${r.evaluated} accounts, ${r.unknown} unknown${breaker}`;
+  }
+}
+
+/** A low-cardinality label for the not-done metric. */
+function shortWhy(why: string): string {
+  if (why.includes('EXEC aborted')) return 'aborted';
+  if (why.includes('replicas acknowledged') || why.startsWith('WAIT')) return 'not-acknowledged';
+  if (why.includes('Sentinel') || why.includes('ROLE') || why.includes('connection')) return 'not-fenced';
+  return 'error';
+}

@@ -1,0 +1,71 @@
+import { randomBytes } from 'node:crypto';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { CreditController } from './controller.js';
+import { FencedMaster, type SentinelAddress } from './master.js';
+import { ControllerMetrics } from './metrics.js';
+
+export interface RunningController {
+  controller: CreditController;
+  master: FencedMaster;
+  metrics: ControllerMetrics;
+  /** One line for status printouts. */
+  status(): string;
+  stop(): Promise<void>;
+}
+
+export interface StartControllerOptions {
+  /** Overrides config.redis.sentinel (e.g. a dev topology's sentinelAddresses() and masterName). */
+  sentinels?: SentinelAddress[];
+  masterName?: string;
+  metrics?: ControllerMetrics;
+}
+
+export function parseHostPort(hostPort: string): SentinelAddress {
+  const at = hostPort.lastIndexOf(':');
+  return { host: hostPort.slice(0, at), port: Number(hostPort.slice(at + 1)) };
+}
+
+/** Starts the credit controller from a validated config; it runs rounds until stop(). */
+export function startController(config: Config, logger: Logger, options: StartControllerOptions = {}): RunningController {
+  const c = config.controller;
+  const log = logger.child({ component: 'controller', controller: c.name });
+  const metrics = options.metrics ?? new ControllerMetrics();
+  const master = new FencedMaster({
+    masterName: options.masterName ?? config.redis.sentinel.master_name,
+    sentinels: options.sentinels ?? config.redis.sentinel.addresses.map(parseHostPort),
+    ...(config.redis.password !== undefined && { password: config.redis.password }),
+    commandTimeoutMs: c.master_timeout_ms,
+    waitReplicas: c.wait_replicas,
+    waitTimeoutMs: c.wait_timeout_ms,
+    connectionName: `credit-controller-${c.name}`,
+    logger: log,
+  });
+  const controller = new CreditController(
+    master,
+    {
+      name: c.name,
+      holderId: `${c.name}/${randomBytes(4).toString('hex')}`,
+      roundMs: c.round_ms,
+      leaseMs: c.lease_ms,
+      deadEdgeGraceMs: c.dead_edge_grace_ms,
+      auditMaxLen: c.audit_max_len,
+      breaker: { maxBlocks: c.breaker.max_blocks, maxShare: c.breaker.max_share, minAccountsForShare: c.breaker.min_accounts, windowMs: c.breaker.window_ms },
+    },
+    log,
+    metrics,
+  );
+  controller.start();
+  log.info({ roundMs: c.round_ms, leaseMs: c.lease_ms, waitReplicas: c.wait_replicas }, 'credit controller started');
+  return {
+    controller,
+    master,
+    metrics,
+    status: () => controller.status(),
+    async stop() {
+      await controller.stop();
+      await master.close();
+      log.info('credit controller stopped');
+    },
+  };
+}

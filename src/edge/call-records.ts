@@ -1,0 +1,259 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { CALL_END_LUA, CALL_START_LUA, CALLS_INDEX_KEY, callsKey, edgeAliveKey, encodeCallRecord, parseCallRecord, type CallRecord } from '../calls/records.js';
+import type { Logger } from '../log.js';
+
+export interface CallRecorderOptions {
+  /** config node_id. */
+  node: string;
+  masterName: string;
+  sentinels: { host: string; port: number }[];
+  password?: string;
+  queueMax: number;
+  livenessTtlMs: number;
+  masterTimeoutMs: number;
+  logger: Logger;
+  /** Where to register this edge's call-record metrics (the edge's registry). */
+  registry?: Registry;
+}
+
+type CallEvent = { kind: 'start'; record: CallRecord } | { kind: 'end'; callId: string; account: string };
+
+type RecordingClient = Redis & {
+  callStart(callsKey: string, indexKey: string, callId: string, record: string, account: string): Promise<number>;
+  callEnd(callsKey: string, indexKey: string, callId: string, account: string): Promise<number>;
+};
+
+const BATCH = 64;
+const RETRY_MS = 200;
+
+/**
+ * The edge's calls in progress, recorded on the Redis master (see src/calls/records.ts):
+ * cdr:start adds a record, cdr:stop or a failed attempt removes it, and `edge:{node}:alive` is
+ * renewed while this process runs. Call routing never waits for any of it: events go into a
+ * bounded in-memory queue that a single drainer sends in order, through Sentinel, whenever a
+ * master is reachable. A full queue drops the event, counts and logs it, and once the queue has
+ * drained the edge re-asserts its calls from its own memory (resync), so the records end up exact.
+ */
+export class CallRecorder {
+  /** This process; call records carry it so a restarted edge's old calls are told apart. */
+  readonly instance = randomBytes(6).toString('hex');
+  private readonly client: RecordingClient;
+  /** Routed but not answered yet: what the record will say once cdr:start comes. */
+  private readonly pending = new Map<string, { account: string; rate?: number }>();
+  /** Answered and recorded (or queued to be). */
+  private readonly active = new Map<string, CallRecord>();
+  private queue: CallEvent[] = [];
+  private draining = false;
+  private needResync = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly livenessTimer: NodeJS.Timeout;
+  private lastDropLog = 0;
+  private droppedSinceLog = 0;
+  private closed = false;
+  private readonly logger: Logger;
+  readonly metrics: { queued: Gauge; dropped: Counter; written: Counter; resyncs: Counter };
+
+  constructor(private readonly o: CallRecorderOptions) {
+    this.logger = o.logger.child({ component: 'call-records', node: o.node });
+    this.client = new Redis({
+      sentinels: o.sentinels,
+      name: o.masterName,
+      role: 'master',
+      password: o.password,
+      failoverDetector: true,
+      // A hung old master never closes its side: do not wait the default 2 s for it to.
+      disconnectTimeout: 200,
+      connectionName: `credit-edge-calls-${o.node}`,
+      commandTimeout: o.masterTimeoutMs,
+      connectTimeout: Math.max(1000, o.masterTimeoutMs),
+      sentinelCommandTimeout: o.masterTimeoutMs,
+      // The queue is ours, bounded and in order; ioredis must not keep a second, unbounded one.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      keepAlive: 1000,
+      retryStrategy: (attempt) => Math.min(100 * attempt, 1000),
+      sentinelRetryStrategy: (attempt) => Math.min(100 * attempt, 1000),
+    }) as RecordingClient;
+    this.client.defineCommand('callStart', { numberOfKeys: 2, lua: CALL_START_LUA });
+    this.client.defineCommand('callEnd', { numberOfKeys: 2, lua: CALL_END_LUA });
+    this.client.on('ready', () => {
+      this.logger.info('call records: master reachable');
+      void this.renewLiveness().then(() => this.drain());
+    });
+    this.client.on('error', (err: Error) => this.logger.debug({ err: err.message }, 'call records: master connection error'));
+    this.livenessTimer = setInterval(() => void this.renewLiveness(), Math.max(50, Math.floor(o.livenessTtlMs / 3)));
+    this.livenessTimer.unref();
+
+    const registers = o.registry ? [o.registry] : [];
+    this.metrics = {
+      queued: new Gauge({ name: 'credit_edge_call_events_queued', help: 'Call events waiting for the master', registers }),
+      dropped: new Counter({ name: 'credit_edge_call_events_dropped_total', help: 'Call events dropped because the queue was full (a resync follows)', registers }),
+      written: new Counter({ name: 'credit_edge_call_events_written_total', help: 'Call events written on the master', registers }),
+      resyncs: new Counter({ name: 'credit_edge_call_records_resyncs_total', help: 'Times this edge re-asserted all its call records', registers }),
+    };
+  }
+
+  /** The call was routed (proxy started): remember who pays for it, for cdr:start. */
+  routed(callId: string, account: string, rate: number | undefined): void {
+    this.pending.set(callId, rate === undefined ? { account } : { account, rate });
+  }
+
+  /** cdr:start (both legs may report it; the first counts). */
+  started(callId: string): void {
+    const routed = this.pending.get(callId);
+    if (!routed || this.active.has(callId)) return;
+    this.pending.delete(callId);
+    const record: CallRecord = { callId, account: routed.account, start: Date.now(), node: this.o.node, instance: this.instance, ...(routed.rate !== undefined && { rate: routed.rate }) };
+    this.active.set(callId, record);
+    this.enqueue({ kind: 'start', record });
+  }
+
+  /** cdr:stop or a failed attempt; unknown or repeated Call-IDs are ignored. */
+  ended(callId: string): void {
+    this.pending.delete(callId);
+    const record = this.active.get(callId);
+    if (!record) return;
+    this.active.delete(callId);
+    this.enqueue({ kind: 'end', callId, account: record.account });
+  }
+
+  /** Calls this edge carries now (answered), per account. */
+  activeCount(account: string): number {
+    let n = 0;
+    for (const r of this.active.values()) if (r.account === account) n++;
+    return n;
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  private enqueue(event: CallEvent): void {
+    if (this.queue.length >= this.o.queueMax) {
+      this.metrics.dropped.inc();
+      this.needResync = true;
+      this.droppedSinceLog++;
+      // Never silent, but one line per second at most: the queue fills only when the master is away.
+      if (Date.now() - this.lastDropLog >= 1000) {
+        this.logger.error({ dropped: this.droppedSinceLog, queueMax: this.o.queueMax, callId: event.kind === 'start' ? event.record.callId : event.callId }, 'call event queue full: events dropped; calls will be re-asserted once the master is back');
+        this.lastDropLog = Date.now();
+        this.droppedSinceLog = 0;
+      }
+      return;
+    }
+    this.queue.push(event);
+    this.metrics.queued.set(this.queue.length);
+    void this.drain();
+  }
+
+  /** Sends queued events in order, a batch at a time; on failure keeps them and tries again later. */
+  private async drain(): Promise<void> {
+    if (this.draining || this.closed || this.client.status !== 'ready') return;
+    this.draining = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.slice(0, BATCH);
+        const pipeline = this.client.pipeline();
+        for (const e of batch) {
+          if (e.kind === 'start') (pipeline as unknown as RecordingClient).callStart(callsKey(e.record.account), CALLS_INDEX_KEY, e.record.callId, encodeCallRecord(e.record), e.record.account);
+          else (pipeline as unknown as RecordingClient).callEnd(callsKey(e.account), CALLS_INDEX_KEY, e.callId, e.account);
+        }
+        let done = 0;
+        try {
+          const results = (await pipeline.exec()) ?? [];
+          while (done < results.length && !results[done]![0]) done++;
+        } catch (err) {
+          this.logger.debug({ err: (err as Error).message }, 'call events not written yet');
+        }
+        // Replaying from the first event not confirmed is safe: every event sets a field to a state.
+        this.queue.splice(0, done);
+        this.metrics.written.inc(done);
+        this.metrics.queued.set(this.queue.length);
+        if (done < batch.length) {
+          this.retryLater();
+          return;
+        }
+      }
+      if (this.needResync) await this.resync();
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private retryLater(): void {
+    if (this.retryTimer || this.closed) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.drain();
+    }, RETRY_MS);
+  }
+
+  /**
+   * Renews `edge:{node}:alive`. If it had lapsed (or another process of this node wrote it), the
+   * controller may have removed this edge's calls: re-assert them.
+   */
+  private async renewLiveness(): Promise<void> {
+    if (this.closed || this.client.status !== 'ready') return;
+    try {
+      const previous = await this.client.set(edgeAliveKey(this.o.node), this.instance, 'PX', this.o.livenessTtlMs, 'GET');
+      if (previous !== this.instance) {
+        if (previous !== null || this.active.size > 0) this.logger.warn({ previous }, 'edge liveness had lapsed or was taken over: re-asserting call records');
+        this.needResync = true;
+        void this.drain();
+      }
+    } catch (err) {
+      this.logger.debug({ err: (err as Error).message }, 'liveness not renewed');
+    }
+  }
+
+  /**
+   * Makes this node's records on the master exactly the calls this process carries: writes every
+   * active call, removes records of this node that are not (ended while events were dropped, or
+   * left by an earlier process of this node). Runs only with an empty queue, inside the drainer.
+   */
+  private async resync(): Promise<void> {
+    try {
+      const accounts = await this.client.smembers(CALLS_INDEX_KEY);
+      const reads = this.client.pipeline();
+      for (const account of accounts) reads.hgetall(callsKey(account));
+      const hashes = (await reads.exec()) ?? [];
+      const writes = this.client.pipeline() as unknown as RecordingClient & { exec(): Promise<[Error | null, unknown][] | null> };
+      let removed = 0;
+      accounts.forEach((account, i) => {
+        const [err, fields] = hashes[i] ?? [new Error('no reply'), null];
+        if (err) throw err;
+        for (const [callId, raw] of Object.entries(fields as Record<string, string>)) {
+          const record = parseCallRecord(raw);
+          if (record?.node !== this.o.node || this.active.has(callId)) continue;
+          writes.callEnd(callsKey(account), CALLS_INDEX_KEY, callId, account);
+          removed++;
+        }
+      });
+      for (const record of this.active.values()) writes.callStart(callsKey(record.account), CALLS_INDEX_KEY, record.callId, encodeCallRecord(record), record.account);
+      const results = (await writes.exec()) ?? [];
+      const failed = results.find(([e]) => e);
+      if (failed) throw failed[0] as Error;
+      this.needResync = false;
+      this.metrics.resyncs.inc();
+      this.logger.info({ asserted: this.active.size, removed }, 'call records re-asserted');
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'call records resync failed; will retry');
+      this.retryLater();
+    }
+  }
+
+  /** Tries to write what is queued within `ms`, then disconnects. The liveness key expires by itself. */
+  async stop(ms = 1000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (this.queue.length > 0 && this.client.status === 'ready' && Date.now() < deadline) {
+      await this.drain();
+      if (this.queue.length > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    this.closed = true;
+    clearInterval(this.livenessTimer);
+    clearTimeout(this.retryTimer);
+    this.client.disconnect();
+  }
+}

@@ -1,0 +1,69 @@
+import type { Command } from 'commander';
+import { adminRequest, adminTarget, withAdminOptions, type AdminTargetOptions } from '../admin/client.js';
+import { checkConfig } from '../config/command.js';
+import { ConfigError, DEFAULT_CONFIG_FILE } from '../config/load.js';
+import type { ReloadOutcome } from './service.js';
+import { startEdgeService } from './service.js';
+
+/**
+ * `credit-edge edge`: runs the edge (and the embedded SIP engine when the config enables it) until
+ * SIGINT/SIGTERM; SIGHUP reloads the config. `credit-edge reload` asks a running edge to reload.
+ */
+
+export function registerEdgeCommands(program: Command): void {
+  program
+    .command('edge')
+    .description('run the edge: SIP app, admin API, and the embedded SIP engine when sip.embedded_engine.enabled')
+    .option('-c, --config <file>', `config file (default ${DEFAULT_CONFIG_FILE}, or the embedded defaults when absent)`)
+    .action(async (opts: { config?: string }) => {
+      let service;
+      try {
+        service = await startEdgeService({ ...(opts.config !== undefined && { file: opts.config }), handleSighup: true });
+      } catch (err) {
+        if (err instanceof ConfigError) {
+          process.stderr.write(err.problems.map((p) => p + '\n').join(''));
+          throw new Error(`not started: the config has ${err.problems.length} problem(s)`);
+        }
+        throw err;
+      }
+      const { admin, engine } = service;
+      process.stderr.write(
+        `edge: config ${service.file ?? '(embedded defaults)'}; admin http://${admin.host}:${admin.port}` +
+          (engine ? `; embedded engine sip ${engine.sipHost}:${engine.sipPort}` : '') +
+          `; pid ${process.pid} (kill -HUP reloads)\n`,
+      );
+      await new Promise<void>((resolve) => {
+        const stop = (signal: NodeJS.Signals) => {
+          process.stderr.write(`edge: stopping (${signal})\n`);
+          resolve();
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      await service.stop();
+    });
+
+  withAdminOptions(
+    program
+      .command('reload')
+      .description("make a running edge re-read its config file (checked here first; a refused config leaves the edge's config as it was)"),
+  ).action(async (opts: AdminTargetOptions) => {
+    // The edge would refuse an invalid file anyway; saying why here saves a round trip to the logs.
+    if (opts.config !== undefined) {
+      const problems = checkConfig(opts.config);
+      if (problems.length > 0) {
+        process.stderr.write(problems.map((p) => p + '\n').join(''));
+        throw new Error(`not reloaded: ${opts.config} has ${problems.length} problem(s); the edge keeps its config`);
+      }
+    }
+    const { status, body } = await adminRequest(adminTarget(opts), 'POST', '/reload');
+    const outcome = body as ReloadOutcome;
+    if (status === 200 && outcome.ok) {
+      process.stdout.write(`reloaded: ${outcome.applied.length > 0 ? `applied ${outcome.applied.join(', ')}` : 'no change'}\n`);
+      if (outcome.needsRestart.length > 0) process.stdout.write(`changed but needs a restart: ${outcome.needsRestart.join(', ')}\n`);
+      return;
+    }
+    if (!outcome.ok && Array.isArray(outcome.problems)) process.stderr.write(outcome.problems.map((p) => p + '\n').join(''));
+    throw new Error(`not reloaded (HTTP ${status}): the edge keeps its config`);
+  });
+}

@@ -1,0 +1,122 @@
+import { addEdgeRoutes } from '../admin/edge-routes.js';
+import { startAdmin, type AdminServer } from '../admin/server.js';
+import { ConfigError, loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { startEngine, type Engine } from '../engine/index.js';
+import { createLogger, type Logger } from '../log.js';
+import { applyConfig, withRunningValues, type ApplyResult } from './reconfigure.js';
+import { startEdge, type RunningEdge } from './start.js';
+
+/**
+ * `credit-edge edge` as a unit: the config file, the embedded SIP engine when enabled, the edge,
+ * the admin API, and reloads (SIGHUP, POST /reload). A reload re-reads the same file: a valid one
+ * takes effect in place (src/edge/reconfigure.ts), an invalid one is refused and logged, and the
+ * edge keeps the config it had.
+ */
+
+export type ReloadOutcome = ({ ok: true } & ApplyResult) | { ok: false; problems: string[] };
+
+export interface EdgeServiceOptions {
+  /** Config file; undefined: config/credit-edge.yaml if present, else the embedded defaults. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+  /** Reload on SIGHUP (the CLI); tests call reload() instead. */
+  handleSighup?: boolean;
+}
+
+export interface EdgeService {
+  edge: RunningEdge;
+  engine?: Engine;
+  admin: AdminServer;
+  /** The file in use, or undefined on embedded defaults. */
+  file?: string;
+  config(): Config;
+  reload(): Promise<ReloadOutcome>;
+  stop(): Promise<void>;
+}
+
+export async function startEdgeService(options: EdgeServiceOptions = {}): Promise<EdgeService> {
+  const env = options.env ?? process.env;
+  const loaded = loadConfig(options.file, env);
+  let config = loaded.config;
+  const logger = options.logger ?? createLogger({ level: config.log_level });
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch((err: unknown) => logger.warn({ err }, 'stop failed'));
+  };
+
+  try {
+    let engine: Engine | undefined;
+    let sipServer = config.sip.server;
+    if (config.sip.embedded_engine.enabled) {
+      const listen = config.sip.embedded_engine.listen;
+      const i = listen.lastIndexOf(':');
+      engine = await startEngine({
+        sip: { host: listen.slice(0, i), port: Number(listen.slice(i + 1)) },
+        control: { host: sipServer.host, port: sipServer.port, secret: sipServer.secret },
+        cdrs: true,
+        logger,
+      });
+      stops.push(() => engine!.stop());
+      // Port 0 in the config means "any free one": connect to the one the engine took.
+      sipServer = { ...sipServer, port: engine.controlPort };
+    }
+
+    const edge = startEdge({ ...config, sip: { ...config.sip, server: sipServer } }, logger.child({ component: 'edge' }));
+    stops.push(() => edge.stop());
+
+    const admin = await startAdmin({ listen: config.admin.listen, token: () => config.admin.token, logger: logger.child({ component: 'admin' }) });
+    stops.push(() => admin.stop());
+    admin.addRegistry(edge.metrics.registry);
+    addEdgeRoutes(admin, edge);
+
+    let reloading = Promise.resolve<ReloadOutcome>({ ok: true, applied: [], needsRestart: [] });
+    const reloadOnce = (): ReloadOutcome => {
+      let next: Config;
+      try {
+        next = loadConfig(loaded.file, env).config;
+      } catch (err) {
+        const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
+        edge.metrics.reloads.inc({ result: 'refused' });
+        logger.error({ file: loaded.file, problems }, 'config reload refused; keeping the running config');
+        return { ok: false, problems };
+      }
+      const result = applyConfig(edge, config, next, logger);
+      // Keys that need a restart keep their running values, so later reloads compare against those.
+      config = withRunningValues(next, config, result.needsRestart);
+      edge.metrics.reloads.inc({ result: 'applied' });
+      logger.info({ file: loaded.file ?? '(defaults)', ...result }, 'config reloaded');
+      if (result.needsRestart.length > 0) logger.warn({ keys: result.needsRestart }, 'changed keys that take effect only after a restart');
+      return { ok: true, ...result };
+    };
+    // One reload at a time, in order.
+    const reload = () => (reloading = reloading.then(reloadOnce, reloadOnce));
+    admin.route('POST', /^\/reload$/, async () => {
+      const outcome = await reload();
+      return { status: outcome.ok ? 200 : 422, body: outcome };
+    });
+
+    const onSighup = () => {
+      logger.info('SIGHUP: reloading the config');
+      void reload();
+    };
+    if (options.handleSighup) {
+      process.on('SIGHUP', onSighup);
+      stops.push(async () => void process.off('SIGHUP', onSighup));
+    }
+
+    return {
+      edge,
+      engine,
+      admin,
+      ...(loaded.file !== undefined && { file: loaded.file }),
+      config: () => config,
+      reload,
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

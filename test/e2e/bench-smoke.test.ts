@@ -1,0 +1,68 @@
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runBench, type Summary } from '../../bench/bench.js';
+import { readTrace, stampUs } from '../../bench/trace.js';
+
+/**
+ * The benchmark runner works end to end (issue 7): the smoke profile runs against the real local
+ * rig (Redis, engine, SIPp), and its output is complete. It asserts no speed: only that the figures
+ * are all there, calls were placed, the report was written, and no account with credit got a 403.
+ */
+
+const out = mkdtempSync(path.join(tmpdir(), 'bench-smoke-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+const FIELDS = ['profile', 'cps', 'calls', 'failed_calls', 'pdd_p50_ms', 'pdd_p99_ms', 'pdd_max_ms', 'ratio_p50', 'ratio_p99', 'false_403', 'unexpected_503', 'edge_rss_mb'] as const;
+
+describe('bench smoke profile', () => {
+  it('runs in under a minute and writes complete figures, a report and no false 403', async () => {
+    const started = Date.now();
+    const summary: Summary = await runBench('smoke', { outDir: out }, { note: () => undefined });
+    expect(Date.now() - started).toBeLessThan(60_000);
+    for (const field of FIELDS) {
+      expect(summary, field).toHaveProperty(field);
+      expect(summary[field], field).not.toBeNull();
+    }
+    expect(summary.profile).toBe('smoke');
+    expect(summary.calls).toBeGreaterThan(0);
+    expect(summary.false_403).toBe(0);
+    expect(summary.pdd_p50_ms!).toBeGreaterThan(0);
+    expect(summary.pdd_max_ms!).toBeGreaterThanOrEqual(summary.pdd_p99_ms!);
+    // Every account class was called and answered as it should be (gated arm).
+    expect(Object.keys(summary.outcomes).sort()).toEqual(expect.arrayContaining(['403-forbidden', '403-no-credit', '403-not-enabled', 'routed']));
+    expect(existsSync(summary.report)).toBe(true);
+    const html = readFileSync(summary.report, 'utf8');
+    expect(html.match(/<svg/g)?.length).toBe(4);
+    expect(readFileSync(summary.chart_svg, 'utf8')).toMatch(/^<svg/);
+    expect(JSON.parse(readFileSync(path.join(summary.results_dir, 'summary.json'), 'utf8'))).toMatchObject({ profile: 'smoke', calls: summary.calls });
+  }, 90_000);
+});
+
+describe('SIPp message trace parsing', () => {
+  it('reads the block stamp with microseconds (local time)', () => {
+    const us = stampUs('----------------------------------------------- 2026-11-25 03:12:21.612110');
+    expect(us! % 1_000_000).toBe(612110);
+    expect(new Date(Math.floor(us! / 1000)).getSeconds()).toBe(21);
+  });
+
+  it('folds a trace into per-call PDD: first INVITE sent -> first 18x or final, 100 Trying ignored', async () => {
+    const file = path.join(out, 'trace.log');
+    const block = (stamp: string, dir: string, lines: string[]) => `----------------------------------------------- 2026-11-25 03:12:${stamp}\n${dir}\n\n${lines.join('\n')}\n\n`;
+    const inv = ['INVITE sip:callee@127.0.0.1:5060 SIP/2.0', 'Call-ID: c1', 'CSeq: 1 INVITE', 'X-Account-Id: acct-1', 'Content-Length: 0'];
+    const resp = (code: string) => [`SIP/2.0 ${code}`, 'Call-ID: c1', 'CSeq: 1 INVITE', 'Content-Length: 0'];
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(
+      file,
+      block('21.000100', 'UDP message sent (500 bytes):', inv) +
+        block('21.000300', 'UDP message received [200] bytes :', resp('100 Trying')) +
+        block('21.001350', 'UDP message received [300] bytes :', resp('180 Ringing')) +
+        block('21.002000', 'UDP message received [300] bytes :', resp('200 OK')),
+    );
+    const [call] = await readTrace(file);
+    expect(call).toMatchObject({ callId: 'c1', account: 'acct-1', answerStatus: 180, finalStatus: 200, finalReason: 'OK' });
+    expect(call!.answerUs! - call!.inviteUs!).toBe(1250);
+  });
+});

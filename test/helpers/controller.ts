@@ -1,0 +1,51 @@
+import { accountKey } from '../../src/accounts/account.js';
+import { CALL_START_LUA, CALLS_INDEX_KEY, callsKey, edgeAliveKey, encodeCallRecord, type CallRecord } from '../../src/calls/records.js';
+import { parseConfig } from '../../src/config/load.js';
+import { startController, type RunningController } from '../../src/control/start.js';
+import type { Topology } from '../../src/dev/topology.js';
+import { createLogger, silentLogger } from '../../src/log.js';
+
+/** Short timings so rounds, leases and liveness play out in a test's seconds. CONTROLLER_LOG=debug shows logs. */
+export function controllerOn(topology: Topology, name: string, controller: Record<string, unknown> = {}): RunningController {
+  const config = parseConfig(
+    JSON.stringify({
+      redis: { sentinel: { master_name: topology.masterName, addresses: topology.sentinelAddresses().map((s) => `${s.host}:${s.port}`) } },
+      controller: { name, round_ms: 200, lease_ms: 1000, master_timeout_ms: 300, wait_replicas: 1, wait_timeout_ms: 250, dead_edge_grace_ms: 500, ...controller },
+    }),
+    '(test controller)',
+  );
+  const logger = process.env.CONTROLLER_LOG ? createLogger({ level: process.env.CONTROLLER_LOG }) : silentLogger;
+  return startController(config, logger);
+}
+
+/** Writes call records straight onto the master, as an edge would. */
+export async function writeCalls(topology: Topology, records: CallRecord[]): Promise<void> {
+  const address = await topology.currentMaster();
+  const client = (topology.nodeAt(address) ?? topology.master).client;
+  for (const r of records) {
+    // The edge's liveness, unless the test plays a dead edge (it sets its own, short, key first).
+    await client.set(edgeAliveKey(r.node), r.instance, 'PX', 120_000, 'NX');
+    await client.eval(CALL_START_LUA, 2, callsKey(r.account), CALLS_INDEX_KEY, r.callId, encodeCallRecord(r), r.account);
+  }
+}
+
+export function callRecord(account: string, callId: string, minutesAgo: number, extra: Partial<CallRecord> = {}): CallRecord {
+  return { callId, account, start: Date.now() - minutesAgo * 60_000, node: 'edge-t', instance: 'inst-t', ...extra };
+}
+
+export async function masterHash(topology: Topology, account: string): Promise<Record<string, string>> {
+  const address = await topology.currentMaster();
+  return (topology.nodeAt(address) ?? topology.master).client.hgetall(accountKey(account));
+}
+
+export async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | false>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
