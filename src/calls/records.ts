@@ -64,7 +64,14 @@ export function parseCallRecord(raw: string): CallRecord | undefined {
  * Lua for the writes, so that each event is one atomic command on the master and the index never
  * lists an account whose hash is gone for good.
  * callStart: KEYS[1]=calls:{account} KEYS[2]=calls:accounts ARGV[1]=Call-ID ARGV[2]=record ARGV[3]=account
- * callEnd:   same keys, ARGV[1]=Call-ID ARGV[2]=account
+ * callEnd:   KEYS[1..2] as above, KEYS[3]=account:{account}; ARGV[1]=Call-ID ARGV[2]=account
+ *            ARGV[3]=when the call ended (ms since epoch), or '' when not known
+ *
+ * callEnd also debits the call's cost (rate x minutes from start to end) from the account's
+ * balance, in the same step that removes its record: the controller projects balance minus the
+ * calls in progress, so a call's cost is counted in exactly one of the two at any instant. It
+ * debits only when it removed the record (a replayed end debits nothing), only when the record
+ * has a rate and the account a balance that parses, and writes the balance with 6 decimals.
  */
 export const CALL_START_LUA = `
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -72,6 +79,18 @@ redis.call('SADD', KEYS[2], ARGV[3])
 return 1`;
 
 export const CALL_END_LUA = `
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
 local removed = redis.call('HDEL', KEYS[1], ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
+local ended = tonumber(ARGV[3])
+if removed == 1 and raw and ended then
+  local ok, record = pcall(cjson.decode, raw)
+  if ok and type(record) == 'table' and type(record.rate) == 'number' and type(record.start) == 'number' then
+    local balance = tonumber(redis.call('HGET', KEYS[3], 'balance'))
+    if balance then
+      local minutes = math.max(0, ended - record.start) / 60000
+      redis.call('HSET', KEYS[3], 'balance', string.format('%.6f', balance - record.rate * minutes))
+    end
+  end
+end
 return removed`;

@@ -118,6 +118,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Names this controller in the lease, the audit and the logs. */
       name: name.default('controller-1'),
+      /** The controller's own admin API (/healthz, /readyz, /metrics, POST /confirm-blocks); token: admin.token. */
+      admin_listen: hostPort.default('127.0.0.1:8081'),
       round_ms: positiveMs.default(1000),
       /** Lease on the master; a standby takes over once it expires. */
       lease_ms: positiveMs.default(5000),

@@ -4,10 +4,11 @@ import { connectMaster } from '../admin/account-command.js';
 import { CALLS_INDEX_KEY, callsKey, parseCallRecord, type CallRecord } from '../calls/records.js';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { createLogger } from '../log.js';
+import { startAdmin, type AdminServer } from '../admin/server.js';
+import { createLogger, type Logger } from '../log.js';
 import { readAudit } from './audit.js';
 import { CONFIRM_BLOCKS_KEY } from './reads.js';
-import { startController } from './start.js';
+import { startController, type RunningController } from './start.js';
 
 /**
  * `credit-edge controller` runs the credit controller (or, with --confirm-blocks, lets the blocks
@@ -57,6 +58,19 @@ export async function readCalls(config: Config, account?: string): Promise<Map<s
   }
 }
 
+/**
+ * The controller's admin API: /healthz, /readyz (200 while this controller holds the lease and
+ * acts; a standby answers 503), /metrics (its Prometheus metrics), POST /confirm-blocks (the
+ * operator lets the blocks the open breaker holds back go through once).
+ */
+export async function startControllerAdmin(config: Config, running: RunningController, logger: Logger): Promise<AdminServer> {
+  const admin = await startAdmin({ listen: config.controller.admin_listen, token: () => config.admin.token, logger: logger.child({ component: 'admin' }) });
+  admin.addRegistry(running.metrics.registry);
+  admin.route('GET', /^\/readyz$/, () => ({ status: running.controller.isLeader ? 200 : 503, body: { leader: running.controller.isLeader, status: running.status() } }));
+  admin.route('POST', /^\/confirm-blocks$/, async () => ({ status: 200, body: { result: await confirmBlocks(config, 'admin api') } }));
+  return admin;
+}
+
 export function registerControlCommands(program: Command): void {
   program
     .command('controller')
@@ -71,11 +85,15 @@ export function registerControlCommands(program: Command): void {
       }
       const logger = createLogger({ level: config.log_level });
       const running = startController(config, logger);
-      process.stderr.write(`controller: ${config.controller.name} running, rounds every ${config.controller.round_ms} ms; pid ${process.pid}\n`);
+      const admin = await startControllerAdmin(config, running, logger);
+      process.stderr.write(
+        `controller: ${config.controller.name} running, rounds every ${config.controller.round_ms} ms; admin http://${admin.host}:${admin.port}; pid ${process.pid}\n`,
+      );
       await new Promise<void>((resolve) => {
         process.once('SIGINT', () => resolve());
         process.once('SIGTERM', () => resolve());
       });
+      await admin.stop();
       await running.stop();
     });
 

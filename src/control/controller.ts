@@ -233,7 +233,8 @@ export class CreditController {
   private removeStale(tx: ChainableCommander, stale: StaleCall[], master: string, at: string): AuditEntry[] {
     const byAccountNode = new Map<string, StaleCall[]>();
     for (const call of stale) {
-      tx.eval(CALL_END_LUA, 2, callsKey(call.accountId), CALLS_INDEX_KEY, call.callId, call.accountId);
+      // Debited up to now: the edge that carried it is gone, and so is the call's end time.
+      tx.eval(CALL_END_LUA, 3, callsKey(call.accountId), CALLS_INDEX_KEY, accountKey(call.accountId), call.callId, call.accountId, String(Date.now()));
       const key = `${call.accountId}|${call.node}`;
       byAccountNode.set(key, [...(byAccountNode.get(key) ?? []), call]);
     }

@@ -1,7 +1,12 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseConfig } from '../config/load.js';
+import { startController } from '../control/start.js';
 import type { Logger } from '../log.js';
 import { startCallPath } from './call-path.js';
 import type { DemoContext, DemoService } from './demo-command.js';
 import { runSipp, type TracedMessage } from './sipp.js';
+import type { Topology } from './topology.js';
 
 /** The demo accounts and what each is meant to get, in the order they are shown. */
 const DEMO_CALLS: { account: string; expect: string }[] = [
@@ -14,32 +19,73 @@ const DEMO_CALLS: { account: string; expect: string }[] = [
 
 /**
  * The demo's SIP side: the embedded engine on `--sip` (default 127.0.0.1:5060, UDP and TCP), a
- * SIPp UAS as the downstream carrier, and the edge reading the topology's replicas. Once up, it
- * places one call per demo account and prints the answers, then how to place calls by hand.
+ * SIPp UAS as the downstream carrier, the edge reading the topology's replicas and, with
+ * Sentinels, the credit controller. Once up, it places one call per demo account and prints the
+ * answers, then how to place calls by hand and drive the CLI against this topology.
  */
 export function demoCallPath(sip: { host: string; port: number }): DemoService {
   return {
-    name: 'SIP engine, carrier and edge',
+    name: 'SIP engine, carrier, edge and controller',
     async start({ topology, logger }: DemoContext) {
-      const path = await startCallPath({ topology, logger, sip });
+      const callPath = await startCallPath({ topology, logger, sip });
+      const configFile = writeCliConfig(topology);
+      const controller =
+        topology.sentinels.length > 0
+          ? startController(parseConfig(fs.readFileSync(configFile, 'utf8'), configFile), logger, { sentinels: topology.sentinelAddresses(), masterName: topology.masterName })
+          : undefined;
       const say = (text: string) => process.stderr.write(text + '\n');
-      say(`demo: SIP engine on ${path.sipTarget} (udp+tcp), carrier (SIPp UAS) on 127.0.0.1:${path.carrier?.port}, edge connected`);
+      say(`demo: SIP engine on ${callPath.sipTarget} (udp+tcp), carrier (SIPp UAS) on 127.0.0.1:${callPath.carrier?.port}, edge connected${controller ? ', credit controller running' : ''}`);
       say('demo: one call per demo account:');
-      for (const { account, expect } of DEMO_CALLS) say(`  ${account.padEnd(14)} -> ${await placeCall(path.sipTarget, account, logger)}   (expected: ${expect})`);
+      for (const { account, expect } of DEMO_CALLS) say(`  ${account.padEnd(14)} -> ${await placeCall(callPath.sipTarget, account, logger)}   (expected: ${expect})`);
+      const sipp = `sipp ${callPath.sipTarget} -sf sipp/demo-call.xml -s callee -m 1`;
       say(
         [
-          'demo: place calls yourself with SIPp, e.g.',
-          `  sipp ${path.sipTarget} -sf sipp/demo-call.xml -key account acct-ok -s callee -m 1`,
-          `  sipp ${path.sipTarget} -sf sipp/demo-call.xml -key account acct-nocredit -s callee -m 1 -trace_msg`,
-          '  (accounts: acct-ok, acct-disabled, acct-nocredit, acct-full, acct-missing; -trace_msg writes the messages to a file)',
+          'demo: place calls yourself with SIPp (-d: how long an answered call lasts, ms), e.g.',
+          `  ${sipp} -d 2000 -key account acct-ok`,
+          `  ${sipp} -d 2000 -key account acct-nocredit -trace_msg      (messages, with Reason headers, to a file)`,
+          ...(controller
+            ? [
+                'demo: watch the credit controller: acct-low has credit for ~6 s of one call;',
+                `  ${sipp} -d 20000 -key account acct-low                   (blocked mid-call; the next call gets 403 Out Of Call Credit)`,
+                `  node dist/src/cli.js account set acct-low balance=10 --config ${configFile}      (top-up: the controller lifts its block)`,
+                `  node dist/src/cli.js audit acct-low --config ${configFile}`,
+              ]
+            : []),
         ].join('\n'),
       );
       return {
-        stop: () => path.stop(),
-        status: () => `edge ${path.edge.ready() ? 'ready' : 'NOT READY'}, calls in progress ${path.edge.calls.total}, cached accounts ${path.edge.cache.size}`,
+        async stop() {
+          await controller?.stop();
+          await callPath.stop();
+        },
+        status: () =>
+          [
+            `edge ${callPath.edge.ready() ? 'ready' : 'NOT READY'}, calls in progress ${callPath.edge.calls.total}, cached accounts ${callPath.edge.cache.size}`,
+            ...(controller ? [`controller: ${controller.status()}`] : []),
+          ].join('\n  '),
       };
     },
   };
+}
+
+/** A config file naming this topology, so the CLI (account, audit, calls) reaches it. */
+function writeCliConfig(topology: Topology): string {
+  const file = path.join(topology.dir, 'credit-edge.yaml');
+  const sentinels = topology.sentinelAddresses().map((a) => `${a.host}:${a.port}`);
+  const replicas = topology.replicas.map((r) => `    - { name: ${r.name}, host: ${r.host}, port: ${r.port} }`);
+  const text = [
+    '# Written by `credit-edge demo` for its local topology; gone when the demo stops.',
+    'redis:',
+    '  replicas:',
+    ...replicas,
+    ...(sentinels.length > 0 ? ['  sentinel:', `    master_name: ${topology.masterName}`, `    addresses: [${sentinels.join(', ')}]`] : []),
+    'controller:',
+    '  name: demo-controller',
+    '  admin_listen: 127.0.0.1:0',
+    '',
+  ].join('\n');
+  fs.writeFileSync(file, text);
+  return file;
 }
 
 /** One call through the edge; its answer as a person reads it: `403 Out Of Call Credit (Reason: ...)`. */

@@ -249,8 +249,18 @@ export async function startSipp(opts: SippOptions): Promise<SippProcess> {
   };
 }
 
+/** SIPp's exit code when it cannot bind its socket. */
+const SIPP_BIND_FAILED = 254;
+
+/**
+ * Runs SIPp to the end. A free port picked here can be taken by another process before SIPp binds
+ * it (tests run in parallel): that run never started, so it is tried again on a new port.
+ */
 export async function runSipp(opts: SippOptions): Promise<SippResult> {
-  return (await startSipp(opts)).done;
+  for (let attempt = 1; ; attempt++) {
+    const result = await (await startSipp(opts)).done;
+    if (result.exitCode !== SIPP_BIND_FAILED || opts.port !== undefined || attempt === 3) return result;
+  }
 }
 
 /** Kills every SIPp this module started and that is still running (by its own PID). */

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { accountKey } from '../accounts/account.js';
 import { CALL_END_LUA, CALL_START_LUA, CALLS_INDEX_KEY, callsKey, edgeAliveKey, encodeCallRecord, parseCallRecord, type CallRecord } from '../calls/records.js';
 import type { Logger } from '../log.js';
 
@@ -18,11 +19,12 @@ export interface CallRecorderOptions {
   registry?: Registry;
 }
 
-type CallEvent = { kind: 'start'; record: CallRecord } | { kind: 'end'; callId: string; account: string };
+/** `at`: when the call ended, on this edge's clock (a replayed event keeps it). */
+type CallEvent = { kind: 'start'; record: CallRecord } | { kind: 'end'; callId: string; account: string; at: number };
 
 type RecordingClient = Redis & {
   callStart(callsKey: string, indexKey: string, callId: string, record: string, account: string): Promise<number>;
-  callEnd(callsKey: string, indexKey: string, callId: string, account: string): Promise<number>;
+  callEnd(callsKey: string, indexKey: string, accountKey: string, callId: string, account: string, endedAt: string): Promise<number>;
 };
 
 const BATCH = 64;
@@ -77,7 +79,7 @@ export class CallRecorder {
       sentinelRetryStrategy: (attempt) => Math.min(100 * attempt, 1000),
     }) as RecordingClient;
     this.client.defineCommand('callStart', { numberOfKeys: 2, lua: CALL_START_LUA });
-    this.client.defineCommand('callEnd', { numberOfKeys: 2, lua: CALL_END_LUA });
+    this.client.defineCommand('callEnd', { numberOfKeys: 3, lua: CALL_END_LUA });
     this.client.on('ready', () => {
       this.logger.info('call records: master reachable');
       void this.renewLiveness().then(() => this.drain());
@@ -116,7 +118,7 @@ export class CallRecorder {
     const record = this.active.get(callId);
     if (!record) return;
     this.active.delete(callId);
-    this.enqueue({ kind: 'end', callId, account: record.account });
+    this.enqueue({ kind: 'end', callId, account: record.account, at: Date.now() });
   }
 
   /** Calls this edge carries now (answered), per account. */
@@ -158,7 +160,7 @@ export class CallRecorder {
         const pipeline = this.client.pipeline();
         for (const e of batch) {
           if (e.kind === 'start') (pipeline as unknown as RecordingClient).callStart(callsKey(e.record.account), CALLS_INDEX_KEY, e.record.callId, encodeCallRecord(e.record), e.record.account);
-          else (pipeline as unknown as RecordingClient).callEnd(callsKey(e.account), CALLS_INDEX_KEY, e.callId, e.account);
+          else (pipeline as unknown as RecordingClient).callEnd(callsKey(e.account), CALLS_INDEX_KEY, accountKey(e.account), e.callId, e.account, String(e.at));
         }
         let done = 0;
         try {
@@ -227,7 +229,8 @@ export class CallRecorder {
         for (const [callId, raw] of Object.entries(fields as Record<string, string>)) {
           const record = parseCallRecord(raw);
           if (record?.node !== this.o.node || this.active.has(callId)) continue;
-          writes.callEnd(callsKey(account), CALLS_INDEX_KEY, callId, account);
+          // Ended while its event was dropped: when is not known, so nothing is debited.
+          writes.callEnd(callsKey(account), CALLS_INDEX_KEY, accountKey(account), callId, account, '');
           removed++;
         }
       });

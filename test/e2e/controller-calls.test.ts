@@ -65,6 +65,11 @@ describe('out of credit during a call', () => {
 
     assertSippRan(await held.done, 'held call');
     await until('no calls left for acct-meter', 3000, async () => (await client.hlen(callsKey('acct-meter'))) === 0);
+    // Each call's cost moved from its record into the balance when it ended: the held call
+    // (about 6 s at 0.1 per second) and the short one after the top-up.
+    const balance = Number(await client.hget('account:acct-meter', 'balance'));
+    expect(balance).toBeLessThan(100 - 0.55);
+    expect(balance).toBeGreaterThan(100 - 0.8);
   }, 30_000);
 });
 
