@@ -30,21 +30,23 @@ describe('credit-edge demo', () => {
     for (const pid of new Set(pids)) expect(() => process.kill(pid, 0)).toThrow();
   });
 
-  it('with the SIP side: each demo account gets its answer, and the printed SIPp command names the port', async () => {
+  it('with the SIP side and the controller: each demo account gets its answer, and the printed commands name the port and config', async () => {
     const written: string[] = [];
     vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
       written.push(String(chunk));
       return true;
     });
     const port = await freePort({ udp: true });
-    await runDemo({ accounts: SEED, replicas: 2, sentinels: 0, interval: 30, for: 1, sip: { host: '127.0.0.1', port } }, silentLogger);
+    await runDemo({ accounts: SEED, replicas: 2, sentinels: 1, interval: 30, for: 1, sip: { host: '127.0.0.1', port } }, silentLogger);
     const text = written.join('');
     expect(text).toMatch(/acct-ok +-> 200 OK, call completed/);
     expect(text).toMatch(/acct-disabled +-> 403 Account Not Enabled {2}\(Reason: Q\.850;cause=21;/);
     expect(text).toMatch(/acct-nocredit +-> 403 Out Of Call Credit {2}\(Reason: Q\.850;cause=52;/);
     expect(text).toMatch(/acct-full +-> 403 Channel Limit Reached/);
     expect(text).toMatch(/acct-missing +-> 403 Forbidden/);
-    expect(text).toContain(`sipp 127.0.0.1:${port} -sf sipp/demo-call.xml -key account acct-ok`);
+    expect(text).toContain(`sipp 127.0.0.1:${port} -sf sipp/demo-call.xml -s callee -m 1 -d 2000 -key account acct-ok`);
+    expect(text).toContain('credit controller running');
+    expect(text).toMatch(/node dist\/src\/cli\.js account set acct-low balance=10 --config \S+credit-edge\.yaml/);
     expect(text).toContain('demo: stopped');
   }, 60_000);
 });
