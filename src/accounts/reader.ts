@@ -1,6 +1,7 @@
 import { callsKey } from '../calls/records.js';
 import { accountKey, BadAccountValue, parseAccount } from './account.js';
 import type { Lookup, Unknown, UnknownCause } from './lookup.js';
+import { parseRoleReply } from './replication-state.js';
 import type { Replica } from './replica.js';
 import type { ReplicaPool } from './replica-pool.js';
 
@@ -15,8 +16,8 @@ export interface ReaderOptions {
 const CAUSE_RANK: UnknownCause[] = ['bad-value', 'loading', 'masterdown', 'not-in-sync', 'error', 'timeout', 'no-healthy-replica'];
 
 /**
- * The tri-state account lookup. Each read is one round trip to one replica: MULTI, INFO
- * replication, HGETALL, EXEC, so the answer and the replica's replication state are from the
+ * The tri-state account lookup. Each read is one round trip to one replica: MULTI, ROLE,
+ * HGETALL, HLEN calls:{id}, EXEC, so the answer and the replica's replication state are from the
  * same instant. A nil (or a value) from a replica that is not in sync is *unknown*, not *absent*.
  * A slow replica is hedged: after hedgeDelayMs the next replica is asked too, first answer wins.
  */
@@ -80,14 +81,14 @@ async function readFrom(replica: Replica, accountId: string, key: string, timeou
   });
   try {
     // HLEN calls:{id} rides in the same MULTI: calls in progress for the channel limit, same instant, no extra round trip.
-    const reply = await Promise.race([replica.client.multi().info('replication').hgetall(key).hlen(callsKey(accountId)).exec(), timeout]);
+    const reply = await Promise.race([replica.client.multi().role().hgetall(key).hlen(callsKey(accountId)).exec(), timeout]);
     if (reply === 'timeout') {
       replica.setHealth('suspect', `read timed out after ${timeoutMs} ms`);
       return unknown('timeout', `${replica.name}: no answer within ${timeoutMs} ms`);
     }
-    const [[infoError, info], [hashError, fields], [callsError, calls]] = reply as [[Error | null, string], [Error | null, Record<string, string>], [Error | null, number]];
-    if (infoError || hashError) return fromError(replica, (infoError ?? hashError)!);
-    const notInSync = replica.noteReplication(info);
+    const [[roleError, role], [hashError, fields], [callsError, calls]] = reply as [[Error | null, unknown], [Error | null, Record<string, string>], [Error | null, number]];
+    if (roleError || hashError) return fromError(replica, (roleError ?? hashError)!);
+    const notInSync = replica.noteReplication(parseRoleReply(role));
     if (notInSync) return unknown('not-in-sync', `${replica.name}: ${notInSync}`);
     if (Object.keys(fields).length === 0) return { outcome: 'absent', replica: replica.name };
     const found: Lookup = { outcome: 'found', account: parseAccount(accountId, fields), replica: replica.name, at: Date.now() };

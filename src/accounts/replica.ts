@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
-import { notInSyncBecause, parseReplicationInfo } from './replication-state.js';
+import { notInSyncBecause, parseReplicationInfo, type ReplicationState } from './replication-state.js';
 
 export interface ReplicaAddress {
   /** How operators name it in logs and metrics; defaults to host:port. */
@@ -84,7 +84,7 @@ export class Replica {
           timer = setTimeout(() => reject(new Error(`probe timed out after ${this.probeTimeoutMs} ms`)), this.probeTimeoutMs);
         }),
       ]);
-      this.noteReplication(info);
+      this.noteReplication(parseReplicationInfo(info));
     } catch (err) {
       this.setHealth(this.health === 'unreachable' ? 'unreachable' : 'suspect', (err as Error).message);
     } finally {
@@ -92,10 +92,9 @@ export class Replica {
     }
   }
 
-  /** Updates health from an INFO replication text (from a probe or from a read). */
-  noteReplication(info: string): string | undefined {
-    const state = parseReplicationInfo(info);
-    this.masterSilenceS = state.masterSilenceS;
+  /** Updates health from what the replica said of its replication (a probe's INFO, a read's ROLE). */
+  noteReplication(state: ReplicationState): string | undefined {
+    if (state.masterSilenceS !== undefined) this.masterSilenceS = state.masterSilenceS;
     const because = notInSyncBecause(state);
     if (because) this.setHealth('not-in-sync', because);
     else this.setHealth('in-sync', 'in sync');

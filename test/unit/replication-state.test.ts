@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { notInSyncBecause, parseReplicationInfo } from '../../src/accounts/replication-state.js';
+import { notInSyncBecause, parseReplicationInfo, parseRoleReply } from '../../src/accounts/replication-state.js';
 
 const info = (lines: string[]) => `# Replication\r\n${lines.join('\r\n')}\r\n`;
 
 describe('reading INFO replication', () => {
   it('a linked replica with no sync running is an authority', () => {
     const state = parseReplicationInfo(info(['role:slave', 'master_host:127.0.0.1', 'master_link_status:up', 'master_last_io_seconds_ago:1', 'master_sync_in_progress:0']));
-    expect(state).toEqual({ role: 'slave', linkUp: true, syncInProgress: false, masterSilenceS: 1 });
+    expect(state).toEqual({ role: "slave", linkUp: true, syncInProgress: false, masterSilenceS: 1 });
     expect(notInSyncBecause(state)).toBeUndefined();
   });
 
@@ -26,5 +26,19 @@ describe('reading INFO replication', () => {
   it('missing fields read as not in sync, never as in sync', () => {
     expect(notInSyncBecause(parseReplicationInfo(''))).toBeDefined();
     expect(notInSyncBecause(parseReplicationInfo('role:slave\r\n'))).toBe('link to master down');
+  });
+
+  describe('reading ROLE (every read carries one)', () => {
+    it('a replica whose link is connected is an authority', () => {
+      expect(notInSyncBecause(parseRoleReply(['slave', '127.0.0.1', 6379, 'connected', 1234]))).toBeUndefined();
+    });
+    it.each(['sync', 'connect', 'connecting', 'handshake'])('a replica in state %s is not', (state) => {
+      expect(notInSyncBecause(parseRoleReply(['slave', '127.0.0.1', 6379, state, -1]))).toBeDefined();
+    });
+    it('a master, or a reply of another shape, is not', () => {
+      expect(notInSyncBecause(parseRoleReply(['master', 10, []]))).toBe('role is master, not replica');
+      expect(notInSyncBecause(parseRoleReply('garbage'))).toBeDefined();
+      expect(notInSyncBecause(parseRoleReply(undefined))).toBeDefined();
+    });
   });
 });
