@@ -1,5 +1,6 @@
 import { Redis, type ChainableCommander } from 'ioredis';
 import type { Logger } from '../log.js';
+import { sentinelMasterClient } from '../redis/master-client.js';
 
 export interface SentinelAddress {
   host: string;
@@ -48,25 +49,12 @@ export class FencedMaster {
 
   constructor(private readonly o: MasterOptions) {
     this.logger = o.logger;
-    this.client = new Redis({
+    this.client = sentinelMasterClient({
       sentinels: o.sentinels,
-      name: o.masterName,
-      role: 'master',
-      password: o.password,
-      failoverDetector: true,
-      // A hung old master never closes its side: do not wait the default 2 s for it to.
-      disconnectTimeout: 200,
+      masterName: o.masterName,
+      ...(o.password !== undefined && { password: o.password }),
+      timeoutMs: o.commandTimeoutMs,
       connectionName: o.connectionName,
-      commandTimeout: o.commandTimeoutMs,
-      connectTimeout: Math.max(o.commandTimeoutMs, 1000),
-      sentinelCommandTimeout: o.commandTimeoutMs,
-      // Never queue a command for a later connection: a write that cannot go now is not done.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      keepAlive: 1000,
-      retryStrategy: (attempt) => Math.min(100 * attempt, 1000),
-      sentinelRetryStrategy: (attempt) => Math.min(100 * attempt, 1000),
-      sentinelReconnectStrategy: (attempt: number) => Math.min(100 * attempt, 1000),
     });
     this.client.on('ready', () => {
       this.generation++;

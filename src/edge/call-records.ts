@@ -4,6 +4,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { accountKey } from '../accounts/account.js';
 import { CALL_END_LUA, CALL_START_LUA, CALLS_INDEX_KEY, callsKey, edgeAliveKey, encodeCallRecord, parseCallRecord, type CallRecord } from '../calls/records.js';
 import type { Logger } from '../log.js';
+import { sentinelMasterClient } from '../redis/master-client.js';
 
 export interface CallRecorderOptions {
   /** config node_id. */
@@ -59,24 +60,13 @@ export class CallRecorder {
 
   constructor(private readonly o: CallRecorderOptions) {
     this.logger = o.logger.child({ component: 'call-records', node: o.node });
-    this.client = new Redis({
+    // The queue is ours, bounded and in order: the client keeps none.
+    this.client = sentinelMasterClient({
       sentinels: o.sentinels,
-      name: o.masterName,
-      role: 'master',
-      password: o.password,
-      failoverDetector: true,
-      // A hung old master never closes its side: do not wait the default 2 s for it to.
-      disconnectTimeout: 200,
+      masterName: o.masterName,
+      ...(o.password !== undefined && { password: o.password }),
+      timeoutMs: o.masterTimeoutMs,
       connectionName: `credit-edge-calls-${o.node}`,
-      commandTimeout: o.masterTimeoutMs,
-      connectTimeout: Math.max(1000, o.masterTimeoutMs),
-      sentinelCommandTimeout: o.masterTimeoutMs,
-      // The queue is ours, bounded and in order; ioredis must not keep a second, unbounded one.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      keepAlive: 1000,
-      retryStrategy: (attempt) => Math.min(100 * attempt, 1000),
-      sentinelRetryStrategy: (attempt) => Math.min(100 * attempt, 1000),
     }) as RecordingClient;
     this.client.defineCommand('callStart', { numberOfKeys: 2, lua: CALL_START_LUA });
     this.client.defineCommand('callEnd', { numberOfKeys: 3, lua: CALL_END_LUA });
