@@ -60,14 +60,19 @@ export async function readCalls(config: Config, account?: string): Promise<Map<s
 
 /**
  * The controller's admin API: /healthz, /readyz (200 while this controller holds the lease and
- * acts; a standby answers 503), /metrics (its Prometheus metrics), POST /confirm-blocks (the
- * operator lets the blocks the open breaker holds back go through once).
+ * acts; a standby answers 503), /metrics (its Prometheus metrics), /calls[/account] (calls in
+ * progress on the master), POST /confirm-blocks (the operator lets the blocks the open breaker
+ * holds back go through once).
  */
 export async function startControllerAdmin(config: Config, running: RunningController, logger: Logger): Promise<AdminServer> {
   const admin = await startAdmin({ listen: config.controller.admin_listen, token: () => config.admin.token, logger: logger.child({ component: 'admin' }) });
   admin.addRegistry(running.metrics.registry);
   admin.route('GET', /^\/readyz$/, () => ({ status: running.controller.isLeader ? 200 : 503, body: { leader: running.controller.isLeader, status: running.status() } }));
   admin.route('POST', /^\/confirm-blocks$/, async () => ({ status: 200, body: { result: await confirmBlocks(config, 'admin api') } }));
+  admin.route('GET', /^\/calls(?:\/([A-Za-z0-9][A-Za-z0-9._@-]{0,127}))?$/, async ({ match }) => ({
+    status: 200,
+    body: Object.fromEntries(await readCalls(config, match[1])),
+  }));
   return admin;
 }
 

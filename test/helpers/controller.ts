@@ -1,21 +1,29 @@
 import { accountKey } from '../../src/accounts/account.js';
 import { CALL_START_LUA, CALLS_INDEX_KEY, callsKey, edgeAliveKey, encodeCallRecord, type CallRecord } from '../../src/calls/records.js';
 import { parseConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
 import { startController, type RunningController } from '../../src/control/start.js';
 import type { Topology } from '../../src/dev/topology.js';
-import { createLogger, silentLogger } from '../../src/log.js';
+import { createLogger, silentLogger, type Logger } from '../../src/log.js';
 
-/** Short timings so rounds, leases and liveness play out in a test's seconds. CONTROLLER_LOG=debug shows logs. */
-export function controllerOn(topology: Topology, name: string, controller: Record<string, unknown> = {}): RunningController {
-  const config = parseConfig(
+/** A controller config for this topology, with short timings so rounds, leases and liveness play out in a test's seconds. */
+export function controllerConfig(topology: Topology, name: string, controller: Record<string, unknown> = {}): Config {
+  return parseConfig(
     JSON.stringify({
       redis: { sentinel: { master_name: topology.masterName, addresses: topology.sentinelAddresses().map((s) => `${s.host}:${s.port}`) } },
       controller: { name, round_ms: 200, lease_ms: 1000, master_timeout_ms: 300, wait_replicas: 1, wait_timeout_ms: 250, dead_edge_grace_ms: 500, ...controller },
     }),
     '(test controller)',
   );
-  const logger = process.env.CONTROLLER_LOG ? createLogger({ level: process.env.CONTROLLER_LOG }) : silentLogger;
-  return startController(config, logger);
+}
+
+/** A running controller on this topology (see controllerConfig). CONTROLLER_LOG=debug shows logs. */
+export function controllerOn(topology: Topology, name: string, controller: Record<string, unknown> = {}): RunningController {
+  return startController(controllerConfig(topology, name, controller), testLogger());
+}
+
+export function testLogger(): Logger {
+  return process.env.CONTROLLER_LOG ? createLogger({ level: process.env.CONTROLLER_LOG }) : silentLogger;
 }
 
 /** Writes call records straight onto the master, as an edge would. */
