@@ -8,6 +8,7 @@ import { FencedMaster } from '../control/master.js';
 import { BLOCKED_BY_FIELD, EVIDENCE_FIELD } from '../control/projection.js';
 import { silentLogger } from '../log.js';
 import { redactFields } from './edge-routes.js';
+import { splitHostPort } from '../config/host-port.js';
 
 /**
  * `credit-edge account show|set|block|unblock`: operators' changes to account hashes, written on
@@ -70,7 +71,7 @@ export async function connectMaster(config: Config, timeoutMs = 5000): Promise<F
   const { sentinel, password } = config.redis;
   const master = new FencedMaster({
     masterName: sentinel.master_name,
-    sentinels: sentinel.addresses.map((a) => ({ host: a.slice(0, a.lastIndexOf(':')), port: Number(a.slice(a.lastIndexOf(':') + 1)) })),
+    sentinels: sentinel.addresses.map(splitHostPort),
     ...(password !== undefined && { password }),
     commandTimeoutMs: 2000,
     waitReplicas: 0,

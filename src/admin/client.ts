@@ -1,5 +1,6 @@
 import { type Command } from 'commander';
 import { loadConfig } from '../config/load.js';
+import { splitHostPort } from '../config/host-port.js';
 
 /**
  * How CLI commands talk to a running edge: its admin API, found from the same config file the edge
@@ -26,12 +27,10 @@ export function withAdminOptions(command: Command): Command {
 export function adminTarget(options: AdminTargetOptions, env: NodeJS.ProcessEnv = process.env): AdminTarget {
   const { config } = loadConfig(options.config, env);
   const listen = options.admin ?? config.admin.listen;
-  const i = listen.lastIndexOf(':');
-  let host = listen.slice(0, i);
+  const { host: listening, port } = splitHostPort(listen);
   // An edge listening on every address is reached on loopback from the same host.
-  if (host === '0.0.0.0') host = '127.0.0.1';
-  if (host === '::' || host === '[::]') host = '[::1]';
-  return { url: `http://${host}:${listen.slice(i + 1)}`, ...(config.admin.token !== undefined && { token: config.admin.token }) };
+  const host = listening === '0.0.0.0' ? '127.0.0.1' : listening === '::' || listening === '[::]' ? '[::1]' : listening;
+  return { url: `http://${host}:${port}`, ...(config.admin.token !== undefined && { token: config.admin.token }) };
 }
 
 /** One admin request; throws with a one-line cause when the edge cannot be reached. */

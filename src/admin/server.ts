@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { isLoopback } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { splitHostPort } from '../config/host-port.js';
 
 /**
  * The admin HTTP API (node:http, JSON). /healthz and /metrics are open (probes and Prometheus);
@@ -41,9 +42,7 @@ const MAX_BODY_BYTES = 64 * 1024;
 
 export async function startAdmin(options: AdminOptions): Promise<AdminServer> {
   const { logger } = options;
-  const i = options.listen.lastIndexOf(':');
-  const host = options.listen.slice(0, i);
-  const port = Number(options.listen.slice(i + 1));
+  const { host, port } = splitHostPort(options.listen);
   if (!isLoopback(options.listen) && !options.token()) {
     throw new Error(`admin API: refusing to listen on ${options.listen} (beyond loopback) without admin.token`);
   }

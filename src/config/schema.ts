@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEFAULT_REJECTIONS, type Rejection, type Verdict } from '../policy/rules.js';
+import { splitHostPort } from './host-port.js';
 
 /**
  * The operator's config file, as a schema: every key, its type, its default. Unknown keys are
@@ -161,7 +162,7 @@ export type Config = z.infer<typeof configSchema>;
 
 /** True for a host:port only this machine can reach (127.0.0.0/8, localhost, ::1). */
 export function isLoopback(hostPort: string): boolean {
-  const host = hostPort.slice(0, hostPort.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  const host = splitHostPort(hostPort).host.replace(/^\[|\]$/g, '');
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 

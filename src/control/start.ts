@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import { CreditController } from './controller.js';
 import { FencedMaster, type SentinelAddress } from './master.js';
 import { ControllerMetrics } from './metrics.js';
+import { splitHostPort } from '../config/host-port.js';
 
 export interface RunningController {
   controller: CreditController;
@@ -21,11 +22,6 @@ export interface StartControllerOptions {
   metrics?: ControllerMetrics;
 }
 
-export function parseHostPort(hostPort: string): SentinelAddress {
-  const at = hostPort.lastIndexOf(':');
-  return { host: hostPort.slice(0, at), port: Number(hostPort.slice(at + 1)) };
-}
-
 /** Starts the credit controller from a validated config; it runs rounds until stop(). */
 export function startController(config: Config, logger: Logger, options: StartControllerOptions = {}): RunningController {
   const c = config.controller;
@@ -33,7 +29,7 @@ export function startController(config: Config, logger: Logger, options: StartCo
   const metrics = options.metrics ?? new ControllerMetrics();
   const master = new FencedMaster({
     masterName: options.masterName ?? config.redis.sentinel.master_name,
-    sentinels: options.sentinels ?? config.redis.sentinel.addresses.map(parseHostPort),
+    sentinels: options.sentinels ?? config.redis.sentinel.addresses.map(splitHostPort),
     ...(config.redis.password !== undefined && { password: config.redis.password }),
     commandTimeoutMs: c.master_timeout_ms,
     waitReplicas: c.wait_replicas,

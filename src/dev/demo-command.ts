@@ -5,6 +5,7 @@ import { formatTopology } from './describe.js';
 import { demoCallPath } from './demo-call-path.js';
 import { packageRoot } from './sipp.js';
 import { startTopology, type Topology } from './topology.js';
+import { parseHostPort } from '../config/host-port.js';
 
 /**
  * `credit-edge demo`: a whole local system on 127.0.0.1: the Redis topology (master, replicas,
@@ -62,9 +63,11 @@ function seconds(value: string): number {
 }
 
 function hostPort(value: string): { host: string; port: number } {
-  const [host, port] = [value.slice(0, value.lastIndexOf(':')), Number(value.slice(value.lastIndexOf(':') + 1))];
-  if (!host || !Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('expected host:port');
-  return { host, port };
+  try {
+    return parseHostPort(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 export function registerDemoCommand(program: Command): void {

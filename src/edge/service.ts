@@ -6,6 +6,7 @@ import { startEngine, type Engine } from '../engine/index.js';
 import { createLogger, type Logger } from '../log.js';
 import { applyConfig, withRunningValues, type ApplyResult } from './reconfigure.js';
 import { startEdge, type RunningEdge } from './start.js';
+import { splitHostPort } from '../config/host-port.js';
 
 /**
  * `credit-edge edge` as a unit: the config file, the embedded SIP engine when enabled, the edge,
@@ -50,10 +51,8 @@ export async function startEdgeService(options: EdgeServiceOptions = {}): Promis
     let engine: Engine | undefined;
     let sipServer = config.sip.server;
     if (config.sip.embedded_engine.enabled) {
-      const listen = config.sip.embedded_engine.listen;
-      const i = listen.lastIndexOf(':');
       engine = await startEngine({
-        sip: { host: listen.slice(0, i), port: Number(listen.slice(i + 1)) },
+        sip: splitHostPort(config.sip.embedded_engine.listen),
         control: { host: sipServer.host, port: sipServer.port, secret: sipServer.secret },
         cdrs: true,
         logger,

@@ -11,6 +11,7 @@ import { EdgeApp, type EdgeOptions } from './app.js';
 import { CallRecorder } from './call-records.js';
 import { LocalCallsInProgress } from './calls-in-progress.js';
 import { Identifier } from './identify.js';
+import { splitHostPort } from '../config/host-port.js';
 
 export interface RunningEdge {
   app: EdgeApp;
@@ -75,7 +76,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
     ? new CallRecorder({
         node: config.node_id,
         masterName: config.redis.sentinel.master_name,
-        sentinels: config.redis.sentinel.addresses.map((a) => ({ host: a.slice(0, a.lastIndexOf(':')), port: Number(a.slice(a.lastIndexOf(':') + 1)) })),
+        sentinels: config.redis.sentinel.addresses.map(splitHostPort),
         ...(config.redis.password !== undefined && { password: config.redis.password }),
         queueMax: cip.queue_max,
         livenessTtlMs: cip.liveness_ttl_ms,

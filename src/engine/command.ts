@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { createLogger } from '../log.js';
 import { startEngine } from './index.js';
+import { parseHostPort } from '../config/host-port.js';
 
 /**
  * `credit-edge engine`: runs the embedded SIP engine on its own, for the demo, SIPp load tests and
@@ -8,13 +9,11 @@ import { startEngine } from './index.js';
  */
 
 function hostPort(value: string): { host: string; port: number } {
-  const i = value.lastIndexOf(':');
-  const host = i > 0 ? value.slice(0, i) : '';
-  const port = Number(value.slice(i + 1));
-  if (!host || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new InvalidArgumentError(`expected host:port, got "${value}"`);
+  try {
+    return parseHostPort(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
   }
-  return { host, port };
 }
 
 export function registerEngineCommand(program: Command): void {
