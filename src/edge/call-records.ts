@@ -111,13 +111,6 @@ export class CallRecorder {
     this.enqueue({ kind: 'end', callId, account: record.account, at: Date.now() });
   }
 
-  /** Calls this edge carries now (answered), per account. */
-  activeCount(account: string): number {
-    let n = 0;
-    for (const r of this.active.values()) if (r.account === account) n++;
-    return n;
-  }
-
   get queued(): number {
     return this.queue.length;
   }
