@@ -67,8 +67,9 @@ export class EdgeApp {
     (srf as unknown as { options(h: (req: Srf.SrfRequest, res: Srf.SrfResponse) => void): void }).options((_req, res) => res.send(200));
     srf.on('cdr:stop', (...args: unknown[]) => {
       const msg = args[args.length - 1] as Srf.SipMessage;
-      o.calls.end(msg.get('Call-ID'));
-      this.o.records?.ended(msg.get('Call-ID'));
+      const callId = msg.get('Call-ID');
+      this.o.calls.end(callId);
+      this.o.records?.ended(callId);
     });
     // drachtio-srf keeps one handler per cdr event: this is the only cdr:start handler.
     srf.on('cdr:start', (...args: unknown[]) => {
@@ -82,9 +83,10 @@ export class EdgeApp {
     const callId = req.get('Call-ID');
     const { metrics } = this.o;
     if (this.inFlight >= this.o.maxInFlight) {
+      const overloaded = overloadRejection(this.o.rules);
       metrics.overloadRejections.inc();
-      this.reject(res, overloadRejection(this.o.rules));
-      this.record(callId, undefined, overloadRejection(this.o.rules), started);
+      this.reject(res, overloaded);
+      this.record(callId, undefined, overloaded, started);
       metrics.pddSeconds.observe({ path: 'rejected' }, (performance.now() - started) / 1000);
       return;
     }
