@@ -1,0 +1,52 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { callsKey } from '../../src/calls/records.js';
+import { until } from '../helpers/controller.js';
+import { assertSippRan, edgeUnderTest, finalsReceived, type EdgeUnderTest } from '../helpers/edge-under-test.js';
+import { startSipp, stopAllSipp } from '../helpers/sipp.js';
+
+/**
+ * The edge's call-event queue when it fills: while the master hangs, events beyond queue_max are
+ * dropped, counted and logged, never silently; once a master answers again the edge re-asserts
+ * its calls from memory, so the records on the master end up exact anyway.
+ */
+
+let edge: EdgeUnderTest;
+
+beforeAll(async () => {
+  edge = await edgeUnderTest({
+    sentinels: 3,
+    seed: { 'acct-burst': { enabled: true, balance: 100, rate: 0.01 } },
+    config: (generated) => ({ ...generated, calls_in_progress: { queue_max: 2, master_timeout_ms: 300 } }),
+  });
+}, 60_000);
+afterAll(async () => {
+  await edge?.stop();
+  await stopAllSipp();
+});
+
+const total = async (name: 'dropped' | 'resyncs') => (await edge.path.edge.records!.metrics[name].get()).values.reduce((sum, v) => sum + v.value, 0);
+
+describe('a full call-event queue', () => {
+  it('drops beyond queue_max with a count, then re-asserts the calls: the records end up exact', async () => {
+    const records = edge.path.edge.records!;
+    const old = edge.topology.master;
+    old.freeze();
+    try {
+      // Four calls answered while the master hangs: four start events for a queue of two.
+      const calls = await startSipp({ scenario: 'edge-uac', vars: { HOLD: '9000' }, remote: edge.path.sipTarget, injection: [['acct-burst']], service: 'callee', calls: 4, rate: 40 });
+      await until('events dropped', 5000, async () => (await total('dropped')) >= 2);
+
+      await edge.topology.waitForFailover(20_000);
+      const client = edge.topology.master.client;
+      await until('calls re-asserted on the new master', 8000, async () => records.queued === 0 && (await client.hlen(callsKey('acct-burst'))) === 4);
+      expect(await total('resyncs')).toBeGreaterThanOrEqual(1);
+
+      const result = await calls.done;
+      assertSippRan(result, 'calls through the outage');
+      expect(finalsReceived(result).map((m) => m.status)).toEqual([200, 200, 200, 200]);
+      await until('calls ended on the master', 5000, async () => (await client.hlen(callsKey('acct-burst'))) === 0);
+    } finally {
+      if (old.state === 'frozen') old.thaw();
+    }
+  }, 60_000);
+});
