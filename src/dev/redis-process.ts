@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log.js';
 import { onProcessExit } from './exit-cleanup.js';
-import { firstReplyLine, sleep } from './redis-wire.js';
+import { bulkReply, firstReplyLine, parseInfo, sleep } from './redis-wire.js';
 
 /** How long stop() waits after SIGTERM before SIGKILL. */
 const STOP_GRACE_MS = 1500;
@@ -109,8 +109,15 @@ export class RedisProcess {
       if (!this.running) throw new Error(`${this.name} exited during startup: ${this.logTail()}`);
       try {
         const line = await firstReplyLine(this.host, this.port, ['PING'], 500);
-        if (line === '+PONG' || (acceptLoading && line.startsWith('-LOADING'))) return;
-        last = line;
+        if (line === '+PONG' || (acceptLoading && line.startsWith('-LOADING'))) {
+          // Tests start servers in parallel: make sure the one answering is ours, not another
+          // process that took the port first (ours then fails with "Address already in use").
+          const owner = parseInfo(await bulkReply(this.host, this.port, ['INFO', 'server'], 500)).process_id;
+          if (owner === String(this.child?.pid)) return;
+          last = `port ${this.port} is answered by another server (pid ${owner})`;
+        } else {
+          last = line;
+        }
       } catch (err) {
         last = err instanceof Error ? err.message : String(err);
       }

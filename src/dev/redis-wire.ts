@@ -37,6 +37,36 @@ export function firstReplyLine(host: string, port: number, args: readonly string
 }
 
 /**
+ * Sends one command on a fresh connection and resolves with its bulk-string reply (e.g. INFO), or
+ * rejects on an error reply, a connection error or a timeout.
+ */
+export function bulkReply(host: string, port: number, args: readonly string[], timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    let buffer = Buffer.alloc(0);
+    const done = (err: Error | null, text?: string) => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (err) reject(err);
+      else resolve(text ?? '');
+    };
+    const timer = setTimeout(() => done(new Error(`no reply from ${host}:${port} within ${timeoutMs} ms`)), timeoutMs);
+    socket.once('connect', () => socket.write(encode(args)));
+    socket.on('data', (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      const end = buffer.indexOf('\r\n');
+      if (end < 0) return;
+      const head = buffer.subarray(0, end).toString('utf8');
+      if (!head.startsWith('$')) return done(new Error(`${host}:${port} answered ${head}`));
+      const length = Number(head.slice(1));
+      if (buffer.length >= end + 2 + length) done(null, buffer.subarray(end + 2, end + 2 + length).toString('utf8'));
+    });
+    socket.once('error', (err) => done(err));
+    socket.once('close', () => done(new Error(`connection to ${host}:${port} closed without reply`)));
+  });
+}
+
+/**
  * Sends one command on its own connection and resolves once it is written, without waiting for the
  * reply (DEBUG SLEEP, DEBUG RELOAD). The socket is unref'd and dropped when the reply comes, so it
  * never holds the process open. The small settle delay lets the server read the command before

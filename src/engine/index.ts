@@ -44,10 +44,7 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
   const timers: Timers = { ...DEFAULT_TIMERS, ...options.timers };
   const sipHost = options.sip.host;
 
-  // One number for UDP and TCP: when asked for "any", find one free for both.
-  const sipPort = options.sip.port === 0 ? await freePort({ udp: true, host: sipHost }) : options.sip.port;
-  const transport = new Transport({ host: sipHost, port: sipPort, logger, maxMessageBytes: options.maxMessageBytes ?? 65_535 });
-  await transport.start();
+  const transport = await startTransport(sipHost, options.sip.port, logger, options.maxMessageBytes ?? 65_535);
 
   const control = new ControlServer({
     host: options.control.host,
@@ -88,4 +85,21 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
       return stopped;
     },
   };
+}
+
+/**
+ * SIP over UDP and TCP on one port number. Asked for "any" (0), it picks one free for both; as
+ * another process may take it before we bind (tests run in parallel), it tries a few.
+ */
+async function startTransport(host: string, port: number, logger: Logger, maxMessageBytes: number): Promise<Transport> {
+  for (let attempt = 1; ; attempt++) {
+    const transport = new Transport({ host, port: port === 0 ? await freePort({ udp: true, host }) : port, logger, maxMessageBytes });
+    try {
+      await transport.start();
+      return transport;
+    } catch (err) {
+      await transport.stop().catch(() => undefined);
+      if (port !== 0 || attempt === 5 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    }
+  }
 }

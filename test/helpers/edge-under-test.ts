@@ -1,6 +1,6 @@
 import { startCallPath, type CallPath, type CallPathOptions } from '../../src/dev/call-path.js';
 import { startTopology, type Topology } from '../../src/dev/topology.js';
-import { createLogger, silentLogger } from '../../src/log.js';
+import { createLogger, silentLogger, type Logger } from '../../src/log.js';
 import { engineUnderTest, type EngineUnderTest } from './engine-under-test.js';
 import { runSipp, type SippOptions, type SippResult, type TracedMessage } from './sipp.js';
 
@@ -19,7 +19,14 @@ export interface EdgeUnderTest {
 }
 
 export async function edgeUnderTest(
-  options: { config?: CallPathOptions['config']; seed?: Parameters<Topology['seed']>[0]; /** Default 0; with Sentinels the edge records calls in progress on the master. */ sentinels?: number } = {},
+  options: {
+    config?: CallPathOptions['config'];
+    seed?: Parameters<Topology['seed']>[0];
+    /** Default 0; with Sentinels the edge records calls in progress on the master. */
+    sentinels?: number;
+    /** The edge's logger (default: silent, or EDGE_LOG=level to stdout). */
+    logger?: Logger;
+  } = {},
 ): Promise<EdgeUnderTest> {
   const topology = await startTopology({ replicas: 2, sentinels: options.sentinels ?? 0 });
   let engine: EngineUnderTest | undefined;
@@ -27,7 +34,7 @@ export async function edgeUnderTest(
     await topology.seedFile('config/demo-accounts.yaml');
     if (options.seed) await topology.seed(options.seed);
     engine = await engineUnderTest();
-    const logger = process.env.EDGE_LOG ? createLogger({ level: process.env.EDGE_LOG }) : silentLogger;
+    const logger = options.logger ?? (process.env.EDGE_LOG ? createLogger({ level: process.env.EDGE_LOG }) : silentLogger);
     const path = await startCallPath({
       topology,
       logger,
