@@ -1,6 +1,6 @@
 import { callsKey } from '../calls/records.js';
 import { accountKey, BadAccountValue, parseAccount } from './account.js';
-import type { Lookup, Unknown, UnknownCause } from './lookup.js';
+import type { Absent, Lookup, Unknown, UnknownCause } from './lookup.js';
 import { parseRoleReply } from './replication-state.js';
 import type { Replica } from './replica.js';
 import type { ReplicaPool } from './replica-pool.js';
@@ -18,7 +18,8 @@ const CAUSE_RANK: UnknownCause[] = ['bad-value', 'loading', 'masterdown', 'not-i
 /**
  * The tri-state account lookup. Each read is one round trip to one replica: MULTI, ROLE,
  * HGETALL, HLEN calls:{id}, EXEC, so the answer and the replica's replication state are from the
- * same instant. A nil (or a value) from a replica that is not in sync is *unknown*, not *absent*.
+ * same instant. A nil (or a value) from a replica that is not in sync is *unknown*, not *absent*,
+ * and a nil from one in sync is *absent* only if no other replica in sync finds the account.
  * A slow replica is hedged: after hedgeDelayMs the next replica is asked too, first answer wins.
  */
 export class AccountReader {
@@ -42,7 +43,9 @@ export class AccountReader {
 
     return new Promise<Lookup>((resolve) => {
       const failures: Unknown[] = [];
+      let absent: Absent | undefined;
       let started = 0;
+      let answered = 0;
       let finished = false;
       let hedge: NodeJS.Timeout | undefined;
 
@@ -51,20 +54,23 @@ export class AccountReader {
         clearTimeout(hedge);
         resolve(result);
       };
-      const fail = (failure: Unknown) => {
+      // A found settles at once. A nil is also asked of the next replica: "connected" is not
+      // "caught up", and a lagging replica (or one that is not what we think) must not make an
+      // account absent on its own word while another replica in sync can speak.
+      const onAnswer = (result: Lookup) => {
         if (finished) return;
-        failures.push(failure);
+        answered++;
+        if (result.outcome === 'found') return settle(result);
+        if (result.outcome === 'absent') absent ??= result;
+        else failures.push(result);
         if (started < candidates.length) startNext();
-        else if (failures.length === candidates.length) settle(worst(failures));
+        else if (answered === candidates.length) settle(absent ?? worst(failures));
       };
       const startNext = () => {
         const replica = candidates[started++]!;
         clearTimeout(hedge);
         if (started < candidates.length) hedge = setTimeout(startNext, hedgeDelayMs);
-        readFrom(replica, accountId, key, replicaTimeoutMs).then((result) => {
-          if (result.outcome === 'unknown') fail(result);
-          else if (!finished) settle(result);
-        });
+        void readFrom(replica, accountId, key, replicaTimeoutMs).then(onAnswer);
       };
       startNext();
     });

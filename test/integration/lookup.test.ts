@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAccountState } from '../../src/accounts/account-state.js';
 import { StaleCache } from '../../src/accounts/stale-cache.js';
-import { startTopology, type Topology } from '../../src/dev/topology.js';
+import { startTopology, type RedisNode, type Topology } from '../../src/dev/topology.js';
 import { decide } from '../../src/policy/decide.js';
 import { DEFAULT_RULES } from '../../src/policy/rules.js';
 import { readerOver, type ReaderUnderTest } from '../helpers/accounts.js';
@@ -161,6 +161,24 @@ describe('two replicas: one in trouble, the other answers', () => {
     }
     expect([...outcomes]).toEqual([`found from ${topology.replicas[1]!.name}`]);
     await topology.replicas[0]!.waitForSync();
+  });
+});
+
+describe('a replica that says it is connected but lags behind its master', () => {
+  it('its nil is not enough: the other replica in sync is asked, and finds the account', async () => {
+    const [lagging, other] = topology.replicas as [RedisNode, RedisNode];
+    const r = await reader([lagging, other]);
+    // The replica keeps answering reads but applies nothing from its master for 2 s.
+    await lagging.client.call('CLIENT', ['PAUSE', '2000', 'WRITE']);
+    await topology.master.client.hset('account:acct-new', { enabled: '1', balance: '5' });
+    for (let i = 0; i < 50 && (await other.client.exists('account:acct-new')) === 0; i++) await new Promise((res) => setTimeout(res, 10));
+    // The trap: link connected, key missing.
+    const raw = (await lagging.client.multi().role().hgetall('account:acct-new').exec())!;
+    expect((raw[0]![1] as unknown[])[3]).toBe('connected');
+    expect(raw[1]![1]).toEqual({});
+    // Round robin puts the lagging replica first on one of these two lookups: both find it.
+    for (let i = 0; i < 2; i++) expect(await r.reader.lookup('acct-new')).toMatchObject({ outcome: 'found', replica: other.name });
+    await lagging.client.call('CLIENT', ['UNPAUSE']);
   });
 });
 
