@@ -10,59 +10,49 @@ function encode(args: readonly string[]): string {
 }
 
 /**
- * Sends one command on a fresh connection and resolves with the first line of the reply
- * ("+PONG", "-LOADING ..."), or rejects on connection error or timeout.
+ * Sends one command on a fresh connection and resolves with what `read` makes of the bytes
+ * received so far (undefined: not complete yet; an Error: a bad reply), or rejects on a
+ * connection error or timeout. No retries, no client state: readiness probes and the like.
  */
-export function firstReplyLine(host: string, port: number, args: readonly string[], timeoutMs: number): Promise<string> {
+function oneReply(host: string, port: number, args: readonly string[], timeoutMs: number, read: (received: Buffer) => string | Error | undefined): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host, port });
-    let buffer = '';
-    const done = (err: Error | null, line?: string) => {
+    let received = Buffer.alloc(0);
+    const done = (result: string | Error) => {
       clearTimeout(timer);
       socket.destroy();
-      if (err) reject(err);
-      else resolve(line ?? '');
+      if (result instanceof Error) reject(result);
+      else resolve(result);
     };
     const timer = setTimeout(() => done(new Error(`no reply from ${host}:${port} within ${timeoutMs} ms`)), timeoutMs);
-    socket.setEncoding('utf8');
     socket.once('connect', () => socket.write(encode(args)));
-    socket.on('data', (chunk: string) => {
-      buffer += chunk;
-      const end = buffer.indexOf('\r\n');
-      if (end >= 0) done(null, buffer.slice(0, end));
+    socket.on('data', (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      const result = read(received);
+      if (result !== undefined) done(result);
     });
     socket.once('error', (err) => done(err));
     socket.once('close', () => done(new Error(`connection to ${host}:${port} closed without reply`)));
   });
 }
 
-/**
- * Sends one command on a fresh connection and resolves with its bulk-string reply (e.g. INFO), or
- * rejects on an error reply, a connection error or a timeout.
- */
+/** The first line of the reply ("+PONG", "-LOADING ..."). */
+export function firstReplyLine(host: string, port: number, args: readonly string[], timeoutMs: number): Promise<string> {
+  return oneReply(host, port, args, timeoutMs, (received) => {
+    const end = received.indexOf('\r\n');
+    return end < 0 ? undefined : received.subarray(0, end).toString('utf8');
+  });
+}
+
+/** A bulk-string reply (e.g. INFO); any other reply is an error. */
 export function bulkReply(host: string, port: number, args: readonly string[], timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
-    let buffer = Buffer.alloc(0);
-    const done = (err: Error | null, text?: string) => {
-      clearTimeout(timer);
-      socket.destroy();
-      if (err) reject(err);
-      else resolve(text ?? '');
-    };
-    const timer = setTimeout(() => done(new Error(`no reply from ${host}:${port} within ${timeoutMs} ms`)), timeoutMs);
-    socket.once('connect', () => socket.write(encode(args)));
-    socket.on('data', (chunk: Buffer) => {
-      buffer = Buffer.concat([buffer, chunk]);
-      const end = buffer.indexOf('\r\n');
-      if (end < 0) return;
-      const head = buffer.subarray(0, end).toString('utf8');
-      if (!head.startsWith('$')) return done(new Error(`${host}:${port} answered ${head}`));
-      const length = Number(head.slice(1));
-      if (buffer.length >= end + 2 + length) done(null, buffer.subarray(end + 2, end + 2 + length).toString('utf8'));
-    });
-    socket.once('error', (err) => done(err));
-    socket.once('close', () => done(new Error(`connection to ${host}:${port} closed without reply`)));
+  return oneReply(host, port, args, timeoutMs, (received) => {
+    const end = received.indexOf('\r\n');
+    if (end < 0) return undefined;
+    const head = received.subarray(0, end).toString('utf8');
+    if (!head.startsWith('$')) return new Error(`${host}:${port} answered ${head}`);
+    const length = Number(head.slice(1));
+    return received.length >= end + 2 + length ? received.subarray(end + 2, end + 2 + length).toString('utf8') : undefined;
   });
 }
 
