@@ -37,6 +37,11 @@ export function replicasView(edge: RunningEdge) {
 }
 
 /** The account as each replica and the stale cache see it, with calls in progress and the last decision. */
+function lastDecisionView(edge: RunningEdge, id: string) {
+  const last = edge.app.lastDecision(id);
+  return last ? { ...last, at: new Date(last.at).toISOString() } : null;
+}
+
 export async function accountView(edge: RunningEdge, id: string) {
   const cached = edge.cache.recall(id, Date.now());
   return {
@@ -44,7 +49,7 @@ export async function accountView(edge: RunningEdge, id: string) {
     replicas: await Promise.all(edge.pool.replicas.map((replica) => readReplica(replica, id))),
     cache: cached ? { replica: cached.replica, ageMs: Math.round(cached.ageMs), account: publicAccount(cached.account) } : null,
     callsInProgress: edge.calls.count(id),
-    lastDecision: edge.app.lastDecision(id) ?? null,
+    lastDecision: lastDecisionView(edge, id),
   };
 }
 

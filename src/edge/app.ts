@@ -39,7 +39,8 @@ export type LiveOptions = Partial<Pick<EdgeOptions, 'rules' | 'identifier' | 'ma
 
 /** The last decision taken for an account on this edge (admin API). */
 export interface LastDecision {
-  at: string;
+  /** When (ms since epoch): formatted only when someone asks, not on every INVITE. */
+  at: number;
   callId: string;
   outcome: string;
   status: string;
@@ -207,7 +208,7 @@ export class EdgeApp {
     this.o.metrics.decisions.inc({ outcome, status, basis: basis.source });
     this.o.metrics.decisionSeconds.observe(ms / 1000);
     if (basis.source === 'cache') this.o.metrics.staleServes.inc({ cause: basis.because });
-    if (identity && 'accountId' in identity) this.lastDecisions.set(identity.accountId, { at: new Date().toISOString(), callId, outcome, status, basis });
+    if (identity && 'accountId' in identity) this.lastDecisions.set(identity.accountId, { at: Date.now(), callId, outcome, status, basis });
     this.o.logger.info(
       {
         callId,
