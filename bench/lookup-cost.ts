@@ -1,4 +1,6 @@
 import { ReplicaPool } from '../src/accounts/replica-pool.js';
+import { DATASET_KEY, DATASET_READ_FIELDS } from '../src/accounts/dataset.js';
+import { DatasetWatch } from '../src/accounts/dataset-watch.js';
 import { AccountReader } from '../src/accounts/reader.js';
 import { startTopology } from '../src/dev/topology.js';
 import { silentLogger } from '../src/log.js';
@@ -17,7 +19,7 @@ try {
   const pool = new ReplicaPool([{ host: replica.host, port: replica.port }], { probeIntervalMs: 250, probeTimeoutMs: 250, connectTimeoutMs: 1000, logger: silentLogger });
   try {
     await pool.waitInSync(1);
-    const reader = new AccountReader(pool, { hedgeDelayMs: 3, replicaTimeoutMs: 10 });
+    const reader = new AccountReader(pool, { hedgeDelayMs: 3, replicaTimeoutMs: 10 }, new DatasetWatch(silentLogger));
     const client = pool.replicas[0]!.client;
     const time = async (label: string, once: () => Promise<unknown>) => {
       for (let i = 0; i < 500; i++) await once();
@@ -29,6 +31,7 @@ try {
     await time('PING', () => client.ping());
     await time('HGETALL', () => client.hgetall('account:acct-cost'));
     await time('MULTI ROLE HGETALL HLEN EXEC', () => client.multi().role().hgetall('account:acct-cost').hlen('calls:acct-cost').exec());
+    await time('MULTI ROLE HGETALL HLEN HMGET EXEC', () => client.multi().role().hgetall('account:acct-cost').hlen('calls:acct-cost').hmget(DATASET_KEY, ...DATASET_READ_FIELDS).exec());
     await time('AccountReader.lookup()', () => reader.lookup('acct-cost'));
   } finally {
     await pool.close();

@@ -1,3 +1,4 @@
+import type { AbsenceGuard } from './absence-guard.js';
 import type { CachedAccount, Lookup } from './lookup.js';
 import type { AccountReader } from './reader.js';
 import type { StaleCache } from './stale-cache.js';
@@ -8,16 +9,33 @@ export interface AccountState {
   cached?: CachedAccount;
 }
 
-/** Reads an account from the replicas and keeps the stale cache in step with what was read. */
-export async function readAccountState(reader: AccountReader, cache: StaleCache, accountId: string): Promise<AccountState> {
+/** Where an account's state comes from: the replicas, the stale cache, and the mass-absence guard. */
+export interface AccountSources {
+  reader: AccountReader;
+  cache: StaleCache;
+  guard: AbsenceGuard;
+}
+
+/**
+ * Reads an account from the replicas and keeps the stale cache in step with what was read. An
+ * *absent* goes past the mass-absence guard first, which may hold it as *unknown*: then the cache
+ * keeps its copy and may answer.
+ */
+export async function readAccountState({ reader, cache, guard }: AccountSources, accountId: string): Promise<AccountState> {
   const lookup = await reader.lookup(accountId);
   switch (lookup.outcome) {
     case 'found':
       cache.remember(lookup);
+      guard.found(accountId, lookup.at);
       return { lookup };
-    case 'absent':
+    case 'absent': {
+      const now = Date.now();
+      const cached = cache.recall(accountId, now);
+      const held = guard.hold(accountId, cached, now);
+      if (held) return cached ? { lookup: held, cached } : { lookup: held };
       cache.forget(accountId);
       return { lookup };
+    }
     case 'unknown': {
       const cached = cache.recall(accountId, Date.now());
       return cached ? { lookup, cached } : { lookup };

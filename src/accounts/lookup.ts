@@ -37,7 +37,11 @@ export type UnknownCause =
   | 'masterdown' // -MASTERDOWN: the replica lost its master and serves no stale data
   | 'not-in-sync' // nil from a replica that is syncing or cut from its master
   | 'no-healthy-replica' // every replica is known unhealthy
-  | 'bad-value'; // the account hash holds a value that does not parse
+  | 'bad-value' // the account hash holds a value that does not parse
+  | 'dataset-missing' // the replica is in sync with a dataset that has no marker: lost (restarted empty, FLUSHALL)
+  | 'dataset-changed' // the replica serves another dataset than the one this edge reads
+  | 'absence-unconfirmed' // a recently found account reads absent: held for a moment while the guard counts
+  | 'mass-absence'; // many recently found accounts turned absent at once: the mass-absence guard is open
 
 /** A copy of an account from an earlier *found*, with its age, as the stale cache gives it back. */
 export interface CachedAccount {

@@ -1,5 +1,7 @@
 import { callsKey } from '../calls/records.js';
 import { accountKey, BadAccountValue, parseAccount } from './account.js';
+import { DATASET_KEY, DATASET_READ_FIELDS, parseDatasetMarker } from './dataset.js';
+import type { DatasetWatch } from './dataset-watch.js';
 import type { Absent, Lookup, Unknown, UnknownCause } from './lookup.js';
 import { parseRoleReply } from './replication-state.js';
 import type { Replica } from './replica.js';
@@ -13,19 +15,22 @@ export interface ReaderOptions {
 }
 
 /** When several replicas fail, the cause reported is the most telling one. */
-const CAUSE_RANK: UnknownCause[] = ['bad-value', 'loading', 'masterdown', 'not-in-sync', 'error', 'timeout', 'no-healthy-replica'];
+const CAUSE_RANK: UnknownCause[] = ['dataset-missing', 'dataset-changed', 'bad-value', 'loading', 'masterdown', 'not-in-sync', 'error', 'timeout', 'no-healthy-replica'];
 
 /**
  * The tri-state account lookup. Each read is one round trip to one replica: MULTI, ROLE,
- * HGETALL, HLEN calls:{id}, EXEC, so the answer and the replica's replication state are from the
- * same instant. A nil (or a value) from a replica that is not in sync is *unknown*, not *absent*,
- * and a nil from one in sync is *absent* only if no other replica in sync finds the account.
+ * HGETALL, HLEN calls:{id}, HMGET of the dataset marker, EXEC, so the answer, the replica's
+ * replication state and the dataset it serves are from the same instant. A nil (or a value) from a
+ * replica that is not in sync, or whose dataset is not the one this edge reads (no marker: a lost
+ * dataset), is *unknown*, not *absent*; a nil from one in sync is *absent* only if no other
+ * replica in sync finds the account.
  * A slow replica is hedged: after hedgeDelayMs the next replica is asked too, first answer wins.
  */
 export class AccountReader {
   constructor(
     private readonly pool: ReplicaPool,
     private options: ReaderOptions,
+    private readonly dataset: DatasetWatch,
   ) {}
 
   /** New hedge delay and replica timeout (config reload); reads already started keep theirs. */
@@ -70,7 +75,7 @@ export class AccountReader {
         const replica = candidates[started++]!;
         clearTimeout(hedge);
         if (started < candidates.length) hedge = setTimeout(startNext, hedgeDelayMs);
-        void readFrom(replica, accountId, key, replicaTimeoutMs).then(onAnswer);
+        void readFrom(replica, accountId, key, replicaTimeoutMs, this.dataset).then(onAnswer);
       };
       startNext();
     });
@@ -78,7 +83,7 @@ export class AccountReader {
 }
 
 /** One read from one replica, bounded by timeoutMs; never rejects. */
-async function readFrom(replica: Replica, accountId: string, key: string, timeoutMs: number): Promise<Lookup> {
+async function readFrom(replica: Replica, accountId: string, key: string, timeoutMs: number, dataset: DatasetWatch): Promise<Lookup> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => {
     // Decide 'timeout' only after the event loop has looked at the sockets: when the loop itself
@@ -87,15 +92,19 @@ async function readFrom(replica: Replica, accountId: string, key: string, timeou
   });
   try {
     // HLEN calls:{id} rides in the same MULTI: calls in progress for the channel limit, same instant, no extra round trip.
-    const reply = await Promise.race([replica.client.multi().role().hgetall(key).hlen(callsKey(accountId)).exec(), timeout]);
+    const read = replica.client.multi().role().hgetall(key).hlen(callsKey(accountId)).hmget(DATASET_KEY, ...DATASET_READ_FIELDS).exec();
+    const reply = await Promise.race([read, timeout]);
     if (reply === 'timeout') {
       replica.setHealth('suspect', `read timed out after ${timeoutMs} ms`);
       return unknown('timeout', `${replica.name}: no answer within ${timeoutMs} ms`);
     }
-    const [[roleError, role], [hashError, fields], [callsError, calls]] = reply as [[Error | null, unknown], [Error | null, Record<string, string>], [Error | null, number]];
-    if (roleError || hashError) return fromError(replica, (roleError ?? hashError)!);
+    type Reply<T> = [Error | null, T];
+    const [[roleError, role], [hashError, fields], [callsError, calls], [markerError, marker]] = reply as [Reply<unknown>, Reply<Record<string, string>>, Reply<number>, Reply<(string | null)[]>];
+    if (roleError || hashError || markerError) return fromError(replica, (roleError ?? hashError ?? markerError)!);
     const notInSync = replica.noteReplication(parseRoleReply(role));
     if (notInSync) return unknown('not-in-sync', `${replica.name}: ${notInSync}`);
+    const problem = dataset.check(replica.name, parseDatasetMarker(marker));
+    if (problem) return unknown(problem, `${replica.name}: ${problem}`);
     if (Object.keys(fields).length === 0) return { outcome: 'absent', replica: replica.name };
     const found: Lookup = { outcome: 'found', account: parseAccount(accountId, fields), replica: replica.name, at: Date.now() };
     // A calls hash that cannot be read leaves the count unknown, not the account.

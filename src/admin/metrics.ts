@@ -5,6 +5,7 @@ import type { ReplicaHealth } from '../accounts/replica.js';
 export interface EdgeStateSource {
   replicas(): readonly { name: string; health: ReplicaHealth; masterSilenceS: number }[];
   cacheSize(): number;
+  absenceGuardOpen(): boolean;
 }
 
 const HEALTH_STATES: ReplicaHealth[] = ['in-sync', 'unverified', 'not-in-sync', 'suspect', 'unreachable'];
@@ -30,6 +31,8 @@ export class EdgeMetrics {
   readonly overloadRejections: Counter;
   /** Decisions taken from the stale cache because the replicas could not answer. */
   readonly staleServes: Counter<'cause'>;
+  /** Lookups whose outcome was unknown, by cause (the cache or a 503 answered). */
+  readonly unknownLookups: Counter<'cause'>;
   /** Config reloads by result (`applied`, `refused`). */
   readonly reloads: Counter<'result'>;
   private readonly replicaHealth: Gauge<'replica' | 'state'>;
@@ -54,6 +57,12 @@ export class EdgeMetrics {
     this.invitesInFlight = new Gauge({ name: 'credit_edge_invites_in_flight', help: 'INVITEs being decided now', registers });
     this.overloadRejections = new Counter({ name: 'credit_edge_overload_rejections_total', help: 'INVITEs answered 503 because too many were in flight', registers });
     this.staleServes = new Counter({ name: 'credit_edge_stale_serves_total', help: 'Decisions taken from the stale cache, by why the replicas could not answer', labelNames: ['cause'], registers });
+    this.unknownLookups = new Counter({
+      name: 'credit_edge_unknown_lookups_total',
+      help: 'Account lookups with no authoritative answer, by cause (dataset-missing, mass-absence, timeout, ...): the cache or a 503 answered',
+      labelNames: ['cause'],
+      registers,
+    });
     this.reloads = new Counter({ name: 'credit_edge_config_reloads_total', help: 'Config reloads by result (applied, refused)', labelNames: ['result'], registers });
 
     // Read at scrape time, so replicas added or removed by a reload show up (and go) at once.
@@ -78,6 +87,14 @@ export class EdgeMetrics {
       collect() {
         this.reset();
         for (const r of metrics.state?.replicas() ?? []) this.set({ replica: r.name }, r.masterSilenceS);
+      },
+    });
+    new Gauge({
+      name: 'credit_edge_absence_guard_open',
+      help: 'The mass-absence guard: 1 while absent answers are held as unknown (a lost or gutted dataset is suspected)',
+      registers,
+      collect() {
+        this.set(metrics.state?.absenceGuardOpen() ? 1 : 0);
       },
     });
     this.cacheEntries = new Gauge({

@@ -65,6 +65,16 @@ export const configSchema = z.strictObject({
 
   cache: z.strictObject({ max_entries: z.number().int().positive().default(100_000), max_stale_ms: positiveMs.default(300_000) }).prefault({}),
 
+  /** The mass-absence guard (src/accounts/absence-guard.ts): a crowd of known accounts turning absent is a lost dataset, not news. */
+  absence_guard: z
+    .strictObject({
+      window_ms: positiveMs.default(60_000),
+      min_accounts: z.number().int().positive().default(10),
+      min_share: z.number().min(0).max(1).default(0.05),
+      confirm_ms: positiveMs.default(1000),
+    })
+    .prefault({}),
+
   identify: z
     .strictObject({
       order: z.array(z.enum(['source', 'digest', 'header'])).min(1).default(['source', 'header']),

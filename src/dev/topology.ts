@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { accountKey, encodeAccount, type AccountInput } from '../accounts/account.js';
+import { CREATE_DATASET_LUA, DATASET_KEY } from '../accounts/dataset.js';
 import { silentLogger, type Logger } from '../log.js';
 import { onProcessExit } from './exit-cleanup.js';
 import { freePort } from './ports.js';
@@ -152,8 +154,9 @@ export class Topology {
   }
 
   /**
-   * Writes accounts on the current master (each hash replaced: DEL + HSET in one transaction), then
-   * WAITs until every replica the master sees online has them. Throws if some did not acknowledge.
+   * Writes accounts on the current master (each hash replaced: DEL + HSET in one transaction), and
+   * the dataset marker when there is none (a seed declares a dataset), then WAITs until every
+   * replica the master sees online has them. Throws if some did not acknowledge.
    */
   async seed(accounts: SeedAccounts | Record<string, AccountInput>): Promise<void> {
     const address = await this.currentMaster();
@@ -163,6 +166,7 @@ export class Topology {
       tx.del(accountKey(id));
       tx.hset(accountKey(id), encodeAccount(input));
     }
+    tx.eval(CREATE_DATASET_LUA, 1, DATASET_KEY, randomUUID(), 'seed', String(Object.keys(accounts).length));
     await tx.exec();
     const { acknowledged, online } = await master.waitForReplicas(5000);
     if (acknowledged < online) throw new Error(`seed: only ${acknowledged} of ${online} replicas acknowledged`);

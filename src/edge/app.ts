@@ -1,5 +1,6 @@
 import type Srf from 'drachtio-srf';
 import { LRUCache } from 'lru-cache';
+import type { AbsenceGuard } from '../accounts/absence-guard.js';
 import { readAccountState, type AccountState } from '../accounts/account-state.js';
 import { DEFAULT_ROUTE_GROUP } from '../accounts/account.js';
 import type { AccountReader } from '../accounts/reader.js';
@@ -19,6 +20,7 @@ export interface EdgeOptions {
   identifier: Identifier;
   reader: AccountReader;
   cache: StaleCache;
+  guard: AbsenceGuard;
   calls: LocalCallsInProgress;
   /** Records calls in progress on the master (cdr:start / cdr:stop); absent: not recorded. */
   records?: CallRecorder;
@@ -127,9 +129,9 @@ export class EdgeApp {
         return 'challenged';
       case 'account':
         if (this.o.bypassGating) return this.bypassed(identity.accountId);
-        return this.decideOn(identity.accountId, await readAccountState(this.o.reader, this.o.cache, identity.accountId));
+        return this.decideOn(identity.accountId, await readAccountState(this.o, identity.accountId));
       case 'credentials': {
-        const state = await readAccountState(this.o.reader, this.o.cache, identity.accountId);
+        const state = await readAccountState(this.o, identity.accountId);
         const onRecord = accountOnRecord(state, rules);
         // Absent: 403; unknown and nothing on record: 503. A password that cannot be read is never a 403.
         if (!onRecord) return this.decideOn(identity.accountId, state);
@@ -145,6 +147,7 @@ export class EdgeApp {
   }
 
   private decideOn(accountId: string, state: AccountState): Decision {
+    if (state.lookup.outcome === 'unknown') this.o.metrics.unknownLookups.inc({ cause: state.lookup.cause });
     const callsInProgress = this.channelCounts.of(accountId, state.lookup, this.o.calls.count(accountId));
     return decide({ ...state, callsInProgress }, this.o.rules);
   }

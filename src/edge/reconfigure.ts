@@ -1,6 +1,6 @@
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { identifierOf, proxyOptionsOf, rulesOf, type RunningEdge } from './start.js';
+import { absenceGuardSettingsOf, identifierOf, proxyOptionsOf, rulesOf, type RunningEdge } from './start.js';
 
 /**
  * Applies a reloaded config to a running edge without dropping a call or a SIP transaction: the
@@ -23,6 +23,7 @@ const LIVE = [
   'redis.replicas',
   'lookup',
   'cache.max_stale_ms',
+  'absence_guard',
   'identify',
   'routes',
   'proxy',
@@ -57,6 +58,7 @@ export function applyConfig(edge: RunningEdge, current: Config, next: Config, lo
     decisionHeader: next.decision_header,
     digestRealm: next.identify.digest_realm,
   });
+  if (touched('absence_guard') || touched('cache.max_stale_ms')) edge.guard.setSettings(absenceGuardSettingsOf(next));
   if (touched('log_level')) logger.level = next.log_level;
   return { applied, needsRestart };
 }

@@ -1,5 +1,7 @@
 import crypto from 'node:crypto';
 import Srf from 'drachtio-srf';
+import { AbsenceGuard, type AbsenceGuardSettings } from '../accounts/absence-guard.js';
+import { DatasetWatch } from '../accounts/dataset-watch.js';
 import { ReplicaPool } from '../accounts/replica-pool.js';
 import { AccountReader } from '../accounts/reader.js';
 import { StaleCache } from '../accounts/stale-cache.js';
@@ -19,6 +21,8 @@ export interface RunningEdge {
   pool: ReplicaPool;
   reader: AccountReader;
   cache: StaleCache;
+  dataset: DatasetWatch;
+  guard: AbsenceGuard;
   calls: LocalCallsInProgress;
   /** Calls in progress recorded on the master; undefined when calls_in_progress.enabled is false. */
   records?: CallRecorder;
@@ -37,6 +41,11 @@ export function rulesOf(config: Config): Rules {
     channelFailPolicy: config.channel_fail_policy,
     routes: config.routes,
   };
+}
+
+export function absenceGuardSettingsOf(config: Config): AbsenceGuardSettings {
+  const g = config.absence_guard;
+  return { windowMs: g.window_ms, minAccounts: g.min_accounts, minShare: g.min_share, confirmMs: g.confirm_ms, maxStaleMs: config.cache.max_stale_ms };
 }
 
 export function identifierOf(config: Config): Identifier {
@@ -65,11 +74,13 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
     ...(config.redis.password !== undefined && { password: config.redis.password }),
     logger,
   });
-  const reader = new AccountReader(pool, { hedgeDelayMs: lookup.hedge_delay_ms, replicaTimeoutMs: lookup.replica_timeout_ms });
+  const dataset = new DatasetWatch(logger);
+  const reader = new AccountReader(pool, { hedgeDelayMs: lookup.hedge_delay_ms, replicaTimeoutMs: lookup.replica_timeout_ms }, dataset);
   const cache = new StaleCache({ maxEntries: config.cache.max_entries });
+  const guard = new AbsenceGuard(absenceGuardSettingsOf(config), { deletionsAcceptedMark: () => dataset.deletionsAcceptedMark }, logger);
   const calls = new LocalCallsInProgress();
   const metrics = options.metrics ?? new EdgeMetrics({ defaultMetrics: true });
-  metrics.observe({ replicas: () => pool.replicas, cacheSize: () => cache.size });
+  metrics.observe({ replicas: () => pool.replicas, cacheSize: () => cache.size, absenceGuardOpen: () => guard.state(Date.now()).open });
   // Calls in progress on the master (through Sentinel); never on the call routing path.
   const cip = config.calls_in_progress;
   const records = cip.enabled
@@ -93,6 +104,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
     identifier: identifierOf(config),
     reader,
     cache,
+    guard,
     calls,
     ...(records && { records }),
     maxInFlight: config.overload.max_in_flight,
@@ -129,6 +141,8 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
     pool,
     reader,
     cache,
+    dataset,
+    guard,
     calls,
     ...(records && { records }),
     metrics,

@@ -1,4 +1,8 @@
+import { AbsenceGuard, type AbsenceGuardSettings } from '../../src/accounts/absence-guard.js';
+import type { AccountSources } from '../../src/accounts/account-state.js';
+import { DatasetWatch } from '../../src/accounts/dataset-watch.js';
 import { ReplicaPool } from '../../src/accounts/replica-pool.js';
+import type { StaleCache } from '../../src/accounts/stale-cache.js';
 import { AccountReader, type ReaderOptions } from '../../src/accounts/reader.js';
 import { silentLogger } from '../../src/log.js';
 import type { RedisNode } from '../../src/dev/topology.js';
@@ -6,8 +10,13 @@ import type { RedisNode } from '../../src/dev/topology.js';
 export interface ReaderUnderTest {
   pool: ReplicaPool;
   reader: AccountReader;
+  dataset: DatasetWatch;
+  /** The reader with a cache and a mass-absence guard (defaults as in the config), as the edge reads accounts. */
+  sources(cache: StaleCache, guard?: Partial<AbsenceGuardSettings>): AccountSources;
   close(): Promise<void>;
 }
+
+export const DEFAULT_GUARD: AbsenceGuardSettings = { windowMs: 60_000, minAccounts: 10, minShare: 0.05, confirmMs: 1000, maxStaleMs: 300_000 };
 
 /**
  * An account reader over some replicas of a test topology. `probeIntervalMs` long (the default
@@ -23,6 +32,12 @@ export async function readerOver(
     { probeIntervalMs: options.probeIntervalMs ?? 60_000, probeTimeoutMs: 200, connectTimeoutMs: 500, logger: silentLogger },
   );
   await pool.waitInSync(replicas.length);
-  const reader = new AccountReader(pool, { hedgeDelayMs: options.hedgeDelayMs ?? 3, replicaTimeoutMs: options.replicaTimeoutMs ?? 250 });
-  return { pool, reader, close: () => pool.close() };
+  const dataset = new DatasetWatch(silentLogger);
+  const reader = new AccountReader(pool, { hedgeDelayMs: options.hedgeDelayMs ?? 3, replicaTimeoutMs: options.replicaTimeoutMs ?? 250 }, dataset);
+  const sources = (cache: StaleCache, guard: Partial<AbsenceGuardSettings> = {}): AccountSources => ({
+    reader,
+    cache,
+    guard: new AbsenceGuard({ ...DEFAULT_GUARD, ...guard }, { deletionsAcceptedMark: () => dataset.deletionsAcceptedMark }, silentLogger),
+  });
+  return { pool, reader, dataset, sources, close: () => pool.close() };
 }

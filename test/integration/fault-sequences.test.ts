@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { readAccountState } from '../../src/accounts/account-state.js';
+import { readAccountState, type AccountSources } from '../../src/accounts/account-state.js';
 import { StaleCache } from '../../src/accounts/stale-cache.js';
 import { startTopology, type Topology } from '../../src/dev/topology.js';
 import { decide } from '../../src/policy/decide.js';
@@ -32,9 +32,9 @@ afterAll(async () => {
   await topology?.stop();
 });
 
-async function warm(cache: StaleCache): Promise<void> {
+async function warm(sources: AccountSources): Promise<void> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    if ((await readAccountState(r.reader, cache, 'acct-ok')).lookup.outcome === 'found') return;
+    if ((await readAccountState(sources, 'acct-ok')).lookup.outcome === 'found') return;
     await r.pool.waitInSync(2);
   }
   throw new Error('acct-ok was never found on healthy replicas');
@@ -75,7 +75,7 @@ async function apply(action: Action, i: number, frozen: boolean[], cut: boolean[
 
 describe('sequences of replica faults', () => {
   it('never turn an enabled account with credit into a 403', async () => {
-    const cache = new StaleCache({ maxEntries: 10 });
+    const sources = r.sources(new StaleCache({ maxEntries: 10 }));
     const outcomes = new Map<string, number>();
     let faults = 0;
     const step = fc.record({ action: fc.constantFrom<Action>('freeze', 'thaw', 'cut', 'restore', 'restart'), replica: fc.constantFrom(0, 1) });
@@ -89,12 +89,12 @@ describe('sequences of replica faults', () => {
         const cut = [false, false];
         // The cache is warm, as on any edge that has carried calls for the account (a busy
         // machine may time out a first read: warm-up retries).
-        await warm(cache);
+        await warm(sources);
         try {
           for (const { action, replica: i } of steps) {
             if (await apply(action, i, frozen, cut)) faults++;
             for (let k = 0; k < 5; k++) {
-              const state = await readAccountState(r.reader, cache, 'acct-ok');
+              const state = await readAccountState(sources, 'acct-ok');
               const decision = decide({ ...state, callsInProgress: { known: true, count: 0 } }, rules);
               const label = state.lookup.outcome === 'unknown' ? `unknown:${state.lookup.cause}` : state.lookup.outcome;
               outcomes.set(label, (outcomes.get(label) ?? 0) + 1);

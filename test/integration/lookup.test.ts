@@ -192,21 +192,21 @@ describe('both replicas down: the stale cache', () => {
   it('answers from a cached copy until max-stale, then unknown gives 503, never 403', async () => {
     const rules = { ...DEFAULT_RULES, maxStaleMs: 1200, routes: { default: ['sip:127.0.0.1:5090'] } };
     const r = await reader(topology.replicas, { replicaTimeoutMs: 100 });
-    const cache = new StaleCache({ maxEntries: 100 });
+    const sources = r.sources(new StaleCache({ maxEntries: 100 }));
     const idle = { known: true as const, count: 0 };
-    expect((await readAccountState(r.reader, cache, 'acct-ok')).lookup.outcome).toBe('found');
+    expect((await readAccountState(sources, 'acct-ok')).lookup.outcome).toBe('found');
 
     for (const replica of topology.replicas) replica.freeze();
     try {
-      const early = await readAccountState(r.reader, cache, 'acct-ok');
+      const early = await readAccountState(sources, 'acct-ok');
       expect(early.lookup.outcome).toBe('unknown');
       const fromCache = decide({ ...early, callsInProgress: idle }, rules);
       expect(fromCache).toMatchObject({ action: 'route', basis: { source: 'cache' } });
 
       await new Promise((resolve) => setTimeout(resolve, 1300));
-      const late = await readAccountState(r.reader, cache, 'acct-ok');
+      const late = await readAccountState(sources, 'acct-ok');
       expect(decide({ ...late, callsInProgress: idle }, rules)).toMatchObject({ action: 'reject', status: 503, retryAfter: 5 });
-      const neverSeen = await readAccountState(r.reader, cache, 'acct-never-cached');
+      const neverSeen = await readAccountState(sources, 'acct-never-cached');
       expect(decide({ ...neverSeen, callsInProgress: idle }, rules)).toMatchObject({ action: 'reject', status: 503 });
     } finally {
       for (const replica of topology.replicas) replica.thaw();

@@ -1,0 +1,212 @@
+import type { Logger } from '../log.js';
+import type { CachedAccount, Unknown } from './lookup.js';
+
+export interface AbsenceGuardSettings {
+  /** How far back absences of recently found accounts are counted. */
+  windowMs: number;
+  /** Opens when at least this many recently found accounts turned absent within the window ... */
+  minAccounts: number;
+  /** ... and, over the last confirmMs, at least this share of the lookups of recently found accounts found them absent. */
+  minShare: number;
+  /** A recently found account that reads absent is held this long before the absence counts as real. */
+  confirmMs: number;
+  /** "Recently found": a cached copy no older than this (the stale cache's max-stale). */
+  maxStaleMs: number;
+}
+
+export interface AbsenceGuardState {
+  open: boolean;
+  /** Recently found accounts that turned absent within the window. */
+  absences: number;
+  openedAt?: number;
+  why?: string;
+}
+
+/**
+ * The mass-absence guard. One deleted account is news; a crowd of accounts this edge found a
+ * moment ago all turning absent at once is a lost or gutted dataset (a bad migration, a script's
+ * DEL, a partial restore), and answering each with 403 Forbidden would be the incident again.
+ *
+ * - An account with a cached copy younger than max-stale that reads *absent* is held as *unknown*
+ *   (`absence-unconfirmed`) for `confirmMs`, so the stale cache answers while the guard counts.
+ *   Still absent after that, with the guard closed: the absence is real (403 Forbidden).
+ * - When `minAccounts` such accounts turned absent within `windowMs`, and they make at least
+ *   `minShare` of the lookups of recently found accounts over the last `confirmMs` (so a few
+ *   deletions a minute on a busy edge never trip it, and a crowd trips it well inside the
+ *   confirmation time), the guard opens: every *absent* answer is held as *unknown*
+ *   (`mass-absence`): cached accounts are served from the cache, others get 503.
+ * - It closes by itself once no cached account has read absent for `windowMs` (the data came
+ *   back), or when an operator accepts the deletions (the dataset watch's mark changes): absences
+ *   from before then are real at once, and counting starts afresh.
+ */
+export class AbsenceGuard {
+  /** account -> when it first read absent (recently found accounts only). */
+  private readonly firstAbsent = new Map<string, number>();
+  private openedAt: number | undefined;
+  private why: string | undefined;
+  /** The dataset watch's mark when the guard last counted from zero. */
+  private mark: string;
+  /** Absences before this (ms) are accepted by an operator: real, not held. */
+  private acceptedAt = 0;
+  private lastCachedAbsenceAt = 0;
+
+  constructor(
+    private settings: AbsenceGuardSettings,
+    private readonly source: {
+      /** Changes when an operator accepts deletions or the dataset is replaced. */
+      deletionsAcceptedMark(): string;
+    },
+    private readonly logger: Logger,
+  ) {
+    this.mark = source.deletionsAcceptedMark();
+    this.lookups = new RecentCount(settings.confirmMs);
+    this.newAbsences = new RecentCount(settings.confirmMs);
+  }
+
+  /** Lookups of recently found accounts, and those of them that newly turned absent, over about confirmMs. */
+  private lookups: RecentCount;
+  private newAbsences: RecentCount;
+
+  setSettings(settings: AbsenceGuardSettings): void {
+    if (settings.confirmMs !== this.settings.confirmMs) {
+      this.lookups = new RecentCount(settings.confirmMs);
+      this.newAbsences = new RecentCount(settings.confirmMs);
+    }
+    this.settings = { ...settings };
+  }
+
+  /**
+   * An authoritative *absent* for `accountId`: undefined when the absence stands, or the
+   * *unknown* it is held as. `cached` is the stale cache's copy, at any age.
+   */
+  hold(accountId: string, cached: CachedAccount | undefined, now: number): Unknown | undefined {
+    this.releaseIfAccepted(now);
+    if (cached) this.lastCachedAbsenceAt = now;
+    this.closeIfQuiet(now);
+    if (this.openedAt !== undefined) {
+      return { outcome: 'unknown', cause: 'mass-absence', detail: `mass-absence guard open since ${new Date(this.openedAt).toISOString()}: ${this.why}` };
+    }
+    const { windowMs, confirmMs, maxStaleMs } = this.settings;
+    const first = this.firstAbsent.get(accountId);
+    if (first !== undefined && first <= this.acceptedAt) {
+      this.firstAbsent.delete(accountId);
+      return undefined;
+    }
+    if (!cached || cached.ageMs > maxStaleMs) return undefined;
+    this.lookups.add(now);
+    if (first === undefined || now - first > windowMs) {
+      this.firstAbsent.set(accountId, now);
+      this.newAbsences.add(now);
+      this.forgetOlderThan(now - windowMs);
+      if (this.shouldOpen(now)) return this.hold(accountId, cached, now);
+      return unconfirmed(confirmMs);
+    }
+    if (now - first >= confirmMs) return undefined;
+    return unconfirmed(confirmMs - (now - first));
+  }
+
+  /** A found account (`at`: when it was read): it no longer counts as absent. */
+  found(accountId: string, at: number): void {
+    this.lookups.add(at);
+    if (this.firstAbsent.size > 0) this.firstAbsent.delete(accountId);
+  }
+
+  /** Opens or closes by an operator's word on this edge alone (admin API); the CLI goes through Redis. */
+  acceptDeletions(now: number, by: string): void {
+    this.logger.warn({ audit: true, by, absences: this.firstAbsent.size, wasOpen: this.openedAt !== undefined }, 'mass-absence guard: deletions accepted by an operator');
+    this.release(now);
+  }
+
+  state(now: number): AbsenceGuardState {
+    this.closeIfQuiet(now);
+    const absences = this.countSince(Math.max(now - this.settings.windowMs, this.acceptedAt + 1));
+    return { open: this.openedAt !== undefined, absences, ...(this.openedAt !== undefined && { openedAt: this.openedAt, why: this.why }) };
+  }
+
+  private countSince(since: number): number {
+    let count = 0;
+    for (const at of this.firstAbsent.values()) if (at >= since) count++;
+    return count;
+  }
+
+  private shouldOpen(now: number): boolean {
+    const { minAccounts, minShare } = this.settings;
+    if (this.firstAbsent.size < minAccounts) return false;
+    // Absences an operator accepted are not counted again.
+    const absences = this.countSince(this.acceptedAt + 1);
+    if (absences < minAccounts) return false;
+    const share = this.newAbsences.get(now) / Math.max(1, this.lookups.get(now));
+    if (share < minShare) return false;
+    this.openedAt = now;
+    this.why = `${absences} accounts found within max-stale turned absent within ${this.settings.windowMs} ms (${(share * 100).toFixed(1)}% of the recent lookups of recently found accounts)`;
+    this.logger.error(
+      { alert: 'credit-edge-mass-absence', critical: true, absences, share, accounts: [...this.firstAbsent.keys()].slice(0, 20) },
+      'MASS-ABSENCE GUARD OPEN: absent accounts are held as unknown (cache or 503), not 403; if the deletions are real: credit-edge dataset accept-deletions',
+    );
+    return true;
+  }
+
+  private releaseIfAccepted(now: number): void {
+    const mark = this.source.deletionsAcceptedMark();
+    if (mark === this.mark) return;
+    this.logger.warn({ audit: true, wasOpen: this.openedAt !== undefined, absences: this.firstAbsent.size }, 'mass-absence guard: deletions accepted (dataset marker) or dataset replaced');
+    this.release(now);
+  }
+
+  /** Absences counted so far become real at once; counting starts afresh. */
+  private release(now: number): void {
+    this.mark = this.source.deletionsAcceptedMark();
+    this.acceptedAt = now;
+    if (this.openedAt !== undefined) this.close(now, 'deletions accepted');
+  }
+
+  /** Closes by itself once no cached account has read absent for the window: the data came back. */
+  private closeIfQuiet(now: number): void {
+    if (this.openedAt !== undefined && now - this.lastCachedAbsenceAt >= this.settings.windowMs) {
+      this.close(now, 'no cached account read absent for the window');
+      this.firstAbsent.clear();
+    }
+  }
+
+  private close(now: number, why: string): void {
+    this.logger.warn({ why, openForMs: now - this.openedAt! }, 'mass-absence guard closed');
+    this.openedAt = undefined;
+    this.why = undefined;
+  }
+
+  private forgetOlderThan(cutoff: number): void {
+    for (const [id, at] of this.firstAbsent) if (at < cutoff) this.firstAbsent.delete(id);
+  }
+}
+
+function unconfirmed(remainingMs: number): Unknown {
+  return { outcome: 'unknown', cause: 'absence-unconfirmed', detail: `a recently found account reads absent; confirming for ${Math.max(0, Math.round(remainingMs))} ms more` };
+}
+
+/** Events over about the last periodMs, estimated from the current fixed period and the one before. */
+class RecentCount {
+  private period = -1;
+  private current = 0;
+  private previous = 0;
+
+  constructor(private readonly periodMs: number) {}
+
+  add(now: number): void {
+    this.roll(now);
+    this.current++;
+  }
+
+  get(now: number): number {
+    this.roll(now);
+    const intoPeriod = (now % this.periodMs) / this.periodMs;
+    return this.current + this.previous * (1 - intoPeriod);
+  }
+
+  private roll(now: number): void {
+    const period = Math.floor(now / this.periodMs);
+    if (period === this.period) return;
+    this.previous = period === this.period + 1 ? this.current : 0;
+    this.current = 0;
+    this.period = period;
+  }
+}
