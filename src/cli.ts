@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { registerAccountCommand } from './admin/account-command.js';
+import { registerDatasetCommand } from './admin/dataset-command.js';
 import { registerReplicasCommand } from './admin/replicas-command.js';
 import { registerCheckConfigCommand } from './config/command.js';
 import { registerControlCommands } from './control/command.js';
@@ -25,6 +26,7 @@ registerControlCommands(program);
 registerEdgeCommands(program);
 registerCheckConfigCommand(program);
 registerAccountCommand(program);
+registerDatasetCommand(program);
 registerReplicasCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

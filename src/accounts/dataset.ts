@@ -43,6 +43,9 @@ function count(raw: string | null | undefined): number {
   return Number.isSafeInteger(n) && n >= 0 ? n : 0;
 }
 
+const MASTER_NOW_MS = `local t = redis.call('TIME')
+local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))`;
+
 /**
  * Lua: creates the marker only when there is none. KEYS[1]=DATASET_KEY; ARGV[1]=id, ARGV[2]=who,
  * ARGV[3]=account count. Returns 1 when created, 0 when a marker was already there. created_at is
@@ -50,6 +53,20 @@ function count(raw: string | null | undefined): number {
  */
 export const CREATE_DATASET_LUA = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local t = redis.call('TIME')
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'created_at', tostring(t[1] * 1000 + math.floor(t[2] / 1000)), 'created_by', ARGV[2], 'accounts', ARGV[3])
+${MASTER_NOW_MS}
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'created_at', now, 'created_by', ARGV[2], 'accounts', ARGV[3])
 return 1`;
+
+/** Lua: an operator vouches for the dataset (edges that called it changed adopt it). KEYS[1]=DATASET_KEY, ARGV[1]=who. */
+export const ACCEPT_DATASET_LUA = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+${MASTER_NOW_MS}
+redis.call('HSET', KEYS[1], 'accepted_at', now, 'accepted_by', ARGV[1])
+return 1`;
+
+/** Lua: an operator accepts the deletions the edges' mass-absence guards hold back. KEYS[1]=DATASET_KEY, ARGV[1]=who. */
+export const ACCEPT_DELETIONS_LUA = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+${MASTER_NOW_MS}
+redis.call('HSET', KEYS[1], 'deletions_accepted_at', now, 'deletions_accepted_by', ARGV[1])
+return redis.call('HINCRBY', KEYS[1], 'deletions_accepted', 1)`;

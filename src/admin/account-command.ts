@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { Command } from 'commander';
 import { ACCOUNT_ID_PATTERN, accountKey, BadAccountValue, parseAccount } from '../accounts/account.js';
+import { CREATE_DATASET_LUA, DATASET_KEY } from '../accounts/dataset.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { appendAudit } from '../control/audit.js';
@@ -61,6 +63,11 @@ export function validateChange(id: string, current: Record<string, string>, chan
   return next;
 }
 
+/** Who did it, for the audit trail: `operator:user@host`. */
+export function operatorName(): string {
+  return `${OPERATOR_MARK}:${os.userInfo().username}@${os.hostname()}`;
+}
+
 function checkId(id: string): string {
   if (!ACCOUNT_ID_PATTERN.test(id)) throw new Error(`"${id}" is not an account id`);
   return id;
@@ -98,6 +105,7 @@ async function changeAccount(
   master: FencedMaster,
   id: string,
   build: (current: Record<string, string>) => { hset: Record<string, string>; hdel: string[]; audit?: { action: 'block' | 'unblock'; reason: string } },
+  options: { createDataset?: boolean } = {},
 ): Promise<string> {
   const fenced = await master.fence();
   if (!fenced.ok) throw new Error(`not written: ${fenced.why}`);
@@ -107,15 +115,22 @@ async function changeAccount(
   const result = await master.write(fenced.fence, (tx) => {
     if (change.hdel.length > 0) tx.hdel(key, ...change.hdel);
     if (Object.keys(change.hset).length > 0) tx.hset(key, change.hset);
+    if (options.createDataset) tx.eval(CREATE_DATASET_LUA, 1, DATASET_KEY, randomUUID(), operatorName(), 'unknown');
     if (change.audit) {
-      const by = `${OPERATOR_MARK}:${os.userInfo().username}@${os.hostname()}`;
+      const by = operatorName();
       const at = new Date().toISOString();
       appendAudit(tx, { action: change.audit.action, account: id, reason: change.audit.reason, evidence: JSON.stringify({ by, at }), controller: by, master: fenced.fence.address, at }, AUDIT_MAX_LEN);
     }
   });
   if (!result.done) throw new Error(`not written: ${result.why}`);
   const replicas = Number(await master.client.call('WAIT', '1', '1000').catch(() => 0));
-  return `account ${id} written on master ${result.address} (${replicas > 0 ? 'seen by a replica' : 'no replica acknowledged within 1 s'})`;
+  const line = `account ${id} written on master ${result.address} (${replicas > 0 ? 'seen by a replica' : 'no replica acknowledged within 1 s'})`;
+  // Written, but no edge can trust it: say so rather than let the operator wonder why calls get 503.
+  if ((await master.client.hexists(DATASET_KEY, 'id')) === 0) {
+    return `${line}
+warning: the master has no dataset marker: every edge answers every account as unknown (cache, else 503). If this is the real dataset: credit-edge dataset init (or --create-dataset)`;
+  }
+  return line;
 }
 
 async function withMaster<T>(opts: { config?: string }, fn: (master: FencedMaster, config: Config) => Promise<T>): Promise<T> {
@@ -161,14 +176,15 @@ export function registerAccountCommand(program: Command): void {
     .argument('[field=value...]', 'fields to set, e.g. balance=12.50 max_channels=10')
     .option(...configOption)
     .option('--unset <field>', 'remove an optional field (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
-    .action(async (id: string, assignments: string[], opts: { config?: string; unset: string[] }) => {
+    .option('--create-dataset', 'also declare the dataset marker if the master has none (a first account of a new deployment)')
+    .action(async (id: string, assignments: string[], opts: { config?: string; unset: string[]; createDataset?: boolean }) => {
       const change = parseChange(assignments, opts.unset);
       await withMaster(opts, async (master, config) => {
         const line = await changeAccount(master, id, (current) => {
           if (Object.keys(current).length === 0 && change.set.enabled === undefined) throw new Error(`no account ${id}: a new account needs enabled=1 or enabled=0`);
           validateChange(id, current, change);
           return { hset: change.set, hdel: change.unset };
-        });
+        }, { createDataset: opts.createDataset === true });
         process.stdout.write(line + '\n');
         const route = change.set.route;
         if (route !== undefined && !(route in config.routes)) process.stderr.write(`warning: route group "${route}" is not in this config's routes: calls would get 503 no-route here\n`);

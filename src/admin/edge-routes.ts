@@ -1,7 +1,11 @@
 import { ACCOUNT_ID_PATTERN, accountKey, BadAccountValue, parseAccount, type Account } from '../accounts/account.js';
 import type { Replica } from '../accounts/replica.js';
+import { DATASET_KEY } from '../accounts/dataset.js';
 import { notInSyncBecause, parseReplicationInfo } from '../accounts/replication-state.js';
+import type { Config } from '../config/schema.js';
 import type { RunningEdge } from '../edge/start.js';
+import { connectMaster } from './account-command.js';
+import { acceptDeletions } from './dataset-command.js';
 import type { AdminServer } from './server.js';
 
 /**
@@ -13,12 +17,30 @@ const REPLICA_READ_TIMEOUT_MS = 500;
 export const REDACTED = '[redacted]';
 const SECRET_FIELDS = new Set(['sip_password']);
 
-export function addEdgeRoutes(admin: AdminServer, edge: RunningEdge): void {
+export function addEdgeRoutes(admin: AdminServer, edge: RunningEdge, config: () => Config): void {
   admin.route('GET', /^\/readyz$/, () => {
     const ready = edge.ready();
     return { status: ready ? 200 : 503, body: { ready, replicasInSync: edge.pool.replicas.filter((r) => r.inSync).length, cacheEntries: edge.cache.size } };
   });
   admin.route('GET', /^\/replicas$/, () => ({ status: 200, body: { replicas: replicasView(edge) } }));
+  admin.route('GET', /^\/dataset$/, () => ({ status: 200, body: datasetView(edge) }));
+  // The operator's word that the absences are real: this edge releases at once, and the marker on
+  // the master (fenced, audited) carries it to every other edge.
+  admin.route('POST', /^\/accept-deletions$/, async () => {
+    edge.guard.acceptDeletions(Date.now(), 'admin api');
+    let fleet: string;
+    try {
+      const master = await connectMaster(config());
+      try {
+        fleet = await acceptDeletions(master, 'admin api');
+      } finally {
+        await master.close();
+      }
+    } catch (err) {
+      fleet = `only this edge released: ${(err as Error).message}`;
+    }
+    return { status: 200, body: { edge: 'mass-absence guard released', fleet, guard: edge.guard.state(Date.now()) } };
+  });
   admin.route('GET', /^\/accounts\/([^/]+)$/, async ({ match }) => {
     const id = decodeURIComponent(match[1]!);
     if (!ACCOUNT_ID_PATTERN.test(id)) return { status: 400, body: { error: 'not an account id' } };
@@ -33,7 +55,17 @@ export function replicasView(edge: RunningEdge) {
     health: r.health,
     detail: r.healthDetail,
     lagSeconds: r.masterSilenceS,
+    dataset: edge.dataset.problemOf(r.name) ?? 'ok',
   }));
+}
+
+/** Which dataset this edge reads, each replica's dataset problem, and the mass-absence guard. */
+export function datasetView(edge: RunningEdge) {
+  return {
+    id: edge.dataset.id ?? null,
+    replicas: edge.pool.replicas.map((r) => ({ name: r.name, dataset: edge.dataset.problemOf(r.name) ?? 'ok' })),
+    absenceGuard: edge.guard.state(Date.now()),
+  };
 }
 
 /** The account as each replica and the stale cache see it, with calls in progress and the last decision. */
@@ -59,16 +91,17 @@ async function readReplica(replica: Replica, id: string) {
   let timer: NodeJS.Timeout | undefined;
   try {
     const reply = await Promise.race([
-      replica.client.multi().info('replication').hgetall(accountKey(id)).exec(),
+      replica.client.multi().info('replication').hgetall(accountKey(id)).hget(DATASET_KEY, 'id').exec(),
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no answer within ${REPLICA_READ_TIMEOUT_MS} ms`)), REPLICA_READ_TIMEOUT_MS);
       }),
     ]);
-    const [[infoError, info], [hashError, fields]] = reply as [[Error | null, string], [Error | null, Record<string, string>]];
+    const [[infoError, info], [hashError, fields], [, dataset]] = reply as [[Error | null, string], [Error | null, Record<string, string>], [Error | null, string | null]];
     if (infoError || hashError) return { ...base, outcome: 'unknown', detail: (infoError ?? hashError)!.message };
     const notInSync = notInSyncBecause(parseReplicationInfo(info));
     const shown = redactFields(fields);
     if (notInSync) return { ...base, outcome: 'unknown', detail: notInSync, fields: shown };
+    if (!dataset) return { ...base, outcome: 'unknown', detail: 'dataset-missing: no dataset marker on this replica', fields: shown };
     if (Object.keys(fields).length === 0) return { ...base, outcome: 'absent' };
     try {
       return { ...base, outcome: 'found', fields: shown, account: publicAccount(parseAccount(id, fields)) };

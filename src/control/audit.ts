@@ -1,13 +1,14 @@
 import type { ChainableCommander, Redis } from 'ioredis';
 
 /**
- * The audit trail: every block, unblock and removal of a crashed edge's calls, as a Redis stream
+ * The audit trail: every block, unblock, removal of a crashed edge's calls and operator step on the
+ * dataset marker (declared, accepted, deletions accepted), as a Redis stream
  * on the master (`audit:credit`), written in the same MULTI as the change itself, so the trail and
  * the data cannot disagree. `credit-edge audit [account]` prints it.
  */
 export const AUDIT_STREAM = 'audit:credit';
 
-export type AuditAction = 'block' | 'unblock' | 'calls-removed';
+export type AuditAction = 'block' | 'unblock' | 'calls-removed' | 'dataset-init' | 'dataset-accept' | 'deletions-accepted';
 
 export interface AuditEntry {
   /** Stream id (ms-seq), set when read back. */

@@ -235,6 +235,20 @@ export class RedisNode implements Address {
   }
 
   /**
+   * Restarts this master without its data (its RDB removed first: Redis would load it at start):
+   * the replicas resync to an empty dataset, then answer nil for every key while *in sync*. The
+   * lost dataset of Redis' own replication docs; only the dataset marker tells it from a real one.
+   * Quick enough (well under Sentinel's down-after) that no failover follows.
+   */
+  async restartEmptyMaster(): Promise<void> {
+    if (this.context.master() !== this) throw new Error(`${this.name} is not the master: restartEmptyMaster() is for the master`);
+    await this.process.kill();
+    this.removeDataFiles();
+    await this.start();
+    this.logger.info({ node: this.name }, 'fault: master restarted without its data');
+  }
+
+  /**
    * Makes this replica answer -LOADING for about `ms`: it restarts empty and loads the RDB from its
    * full resync slowly (hidden config `key-load-delay` per key, over filler keys written on the
    * master; `loading-process-events-interval-bytes` at its minimum so it answers clients while

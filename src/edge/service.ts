@@ -68,7 +68,7 @@ export async function startEdgeService(options: EdgeServiceOptions = {}): Promis
     const admin = await startAdmin({ listen: config.admin.listen, token: () => config.admin.token, logger: logger.child({ component: 'admin' }) });
     stops.push(() => admin.stop());
     admin.addRegistry(edge.metrics.registry);
-    addEdgeRoutes(admin, edge);
+    addEdgeRoutes(admin, edge, () => config);
 
     let reloading = Promise.resolve<ReloadOutcome>({ ok: true, applied: [], needsRestart: [] });
     const reloadOnce = (): ReloadOutcome => {

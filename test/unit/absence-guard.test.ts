@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { AbsenceGuard, type AbsenceGuardSettings } from '../../src/accounts/absence-guard.js';
+import type { Account } from '../../src/accounts/account.js';
+import type { CachedAccount } from '../../src/accounts/lookup.js';
+import { silentLogger } from '../../src/log.js';
+
+const SETTINGS: AbsenceGuardSettings = { windowMs: 60_000, minAccounts: 10, minShare: 0.05, confirmMs: 1000, maxStaleMs: 300_000 };
+const account = (id: string): Account => ({ id, enabled: true, creditBlocked: false, route: 'default' });
+const copy = (id: string, ageMs = 1000): CachedAccount => ({ account: account(id), replica: 'r1', ageMs });
+
+function guard(settings: Partial<AbsenceGuardSettings> = {}) {
+  let mark = 'd1#0';
+  const g = new AbsenceGuard({ ...SETTINGS, ...settings }, { deletionsAcceptedMark: () => mark }, silentLogger);
+  return { g, acceptDeletionsInRedis: () => (mark = `d1#${Number(mark.split('#')[1]) + 1}`) };
+}
+
+/** `n` lookups of recently found accounts that found them, at `now`. */
+function foundMany(g: AbsenceGuard, n: number, now: number): void {
+  for (let i = 0; i < n; i++) g.found(`busy-${i}`, now);
+}
+
+describe('the mass-absence guard', () => {
+  it('lets an absence stand at once for an account the edge never found (or found too long ago)', () => {
+    const { g } = guard();
+    expect(g.hold('never-seen', undefined, 10_000)).toBeUndefined();
+    expect(g.hold('old-copy', copy('old-copy', 400_000), 10_000)).toBeUndefined();
+  });
+
+  it('holds a recently found account that reads absent for the confirmation time, then lets the absence stand', () => {
+    const { g } = guard();
+    expect(g.hold('gone', copy('gone'), 10_000)).toMatchObject({ outcome: 'unknown', cause: 'absence-unconfirmed' });
+    expect(g.hold('gone', copy('gone'), 10_900)).toMatchObject({ cause: 'absence-unconfirmed' });
+    expect(g.hold('gone', copy('gone'), 11_000)).toBeUndefined();
+  });
+
+  it('a real deletion of a few accounts never opens it', () => {
+    const { g } = guard();
+    foundMany(g, 100, 10_000);
+    for (let i = 0; i < 9; i++) g.hold(`gone-${i}`, copy(`gone-${i}`), 10_000 + i);
+    expect(g.state(10_100)).toMatchObject({ open: false, absences: 9 });
+    for (let i = 0; i < 9; i++) expect(g.hold(`gone-${i}`, copy(`gone-${i}`), 11_100)).toBeUndefined();
+  });
+
+  it('opens when enough recently found accounts turn absent at once: every absence is then held, none becomes a 403', () => {
+    const { g } = guard();
+    foundMany(g, 100, 10_000);
+    const answers = [];
+    for (let i = 0; i < 12; i++) answers.push(g.hold(`gone-${i}`, copy(`gone-${i}`), 10_000 + 20 * i));
+    expect(answers.slice(0, 9).map((a) => a?.cause)).toEqual(Array(9).fill('absence-unconfirmed'));
+    expect(answers.slice(9).map((a) => a?.cause)).toEqual(['mass-absence', 'mass-absence', 'mass-absence']);
+    expect(g.state(10_300)).toMatchObject({ open: true });
+    // Past the confirmation time, still held; and accounts never seen get unknown too (503, not 403).
+    expect(g.hold('gone-0', copy('gone-0'), 12_000)).toMatchObject({ cause: 'mass-absence' });
+    expect(g.hold('never-seen', undefined, 12_000)).toMatchObject({ cause: 'mass-absence' });
+  });
+
+  it('does not open on a busy edge where the absences are a small share of the lookups', () => {
+    const { g } = guard();
+    for (let i = 0; i < 12; i++) {
+      foundMany(g, 50, 10_000 + 100 * i);
+      g.hold(`gone-${i}`, copy(`gone-${i}`), 10_000 + 100 * i);
+    }
+    expect(g.state(11_200)).toMatchObject({ open: false, absences: 12 });
+  });
+
+  it('closes by itself once no cached account has read absent for the window (the data came back)', () => {
+    const { g } = guard();
+    for (let i = 0; i < 10; i++) g.hold(`gone-${i}`, copy(`gone-${i}`), 10_000);
+    expect(g.state(10_000).open).toBe(true);
+    for (let i = 0; i < 10; i++) g.found(`gone-${i}`, 20_000);
+    expect(g.state(69_999).open).toBe(true);
+    expect(g.state(70_000).open).toBe(false);
+  });
+
+  it('stays open while cached accounts keep reading absent (a lost dataset under traffic)', () => {
+    const { g } = guard();
+    for (let i = 0; i < 10; i++) g.hold(`gone-${i}`, copy(`gone-${i}`), 10_000);
+    for (let t = 10_000; t <= 200_000; t += 30_000) expect(g.hold('gone-1', copy('gone-1', t - 9_000), t)).toMatchObject({ cause: 'mass-absence' });
+  });
+
+  it('releases when an operator accepts the deletions through the dataset marker: held absences stand at once', () => {
+    const { g, acceptDeletionsInRedis } = guard();
+    for (let i = 0; i < 10; i++) g.hold(`gone-${i}`, copy(`gone-${i}`), 10_000);
+    expect(g.state(10_000).open).toBe(true);
+    acceptDeletionsInRedis();
+    expect(g.hold('gone-3', copy('gone-3'), 10_500)).toBeUndefined();
+    expect(g.state(10_500)).toMatchObject({ open: false, absences: 0 });
+    // Accepted absences do not count again, and a new one is confirmed as usual.
+    expect(g.hold('gone-4', copy('gone-4'), 10_600)).toBeUndefined();
+    expect(g.hold('new-gone', copy('new-gone'), 10_700)).toMatchObject({ cause: 'absence-unconfirmed' });
+  });
+
+  it('releases on the admin API word of an operator too', () => {
+    const { g } = guard();
+    for (let i = 0; i < 10; i++) g.hold(`gone-${i}`, copy(`gone-${i}`), 10_000);
+    g.acceptDeletions(10_100, 'test');
+    expect(g.hold('gone-0', copy('gone-0'), 10_200)).toBeUndefined();
+  });
+
+  it('a found account stops counting as absent', () => {
+    const { g } = guard();
+    g.hold('flaky', copy('flaky'), 10_000);
+    g.found('flaky', 10_100);
+    expect(g.state(10_100).absences).toBe(0);
+    expect(g.hold('flaky', copy('flaky'), 20_000)).toMatchObject({ cause: 'absence-unconfirmed' });
+  });
+});
