@@ -1,0 +1,197 @@
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { accountKey } from '../../src/accounts/account.js';
+import { DATASET_KEY } from '../../src/accounts/dataset.js';
+import { callsKey } from '../../src/calls/records.js';
+import { parseConfig } from '../../src/config/load.js';
+import { connectMaster } from '../../src/admin/account-command.js';
+import { initDataset } from '../../src/admin/dataset-command.js';
+import { edgeUnderTest, finalsReceived, type EdgeUnderTest } from '../helpers/edge-under-test.js';
+import { startSipp, stopAllSipp, type SippResult } from '../helpers/sipp.js';
+
+/**
+ * The lost dataset (issue: a master restarted empty, FLUSHALL, a bad migration's mass DEL) under
+ * steady SIPp load with the edge's cache warm: every replica stays "connected, in sync" and answers
+ * nil for every account, and not one caller may get a 403 for it. Accounts the edge never saw get
+ * 503 + Retry-After (it cannot know), and the operator sees it (metric, alert log line). One real
+ * deletion still gets its 403 Forbidden.
+ */
+
+const FUNDED = Array.from({ length: 240 }, (_, i) => `acct-f-${String(i).padStart(3, '0')}`);
+/** In the dataset, never called before the fault: the edge has no copy of it. */
+const UNSEEN = 'acct-unseen';
+/** Carries one long call across the fault. */
+const LONG = 'acct-long';
+const RATE = 60;
+/** Every funded account is called once (and so cached) before the fault. */
+const WARM_MS = Math.ceil((FUNDED.length / RATE) * 1000) + 500;
+
+let edge: EdgeUnderTest | undefined;
+let logLines: string[] = [];
+
+async function start(): Promise<EdgeUnderTest> {
+  logLines = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
+  edge = await edgeUnderTest({
+    sentinels: 1,
+    seed: Object.fromEntries([...FUNDED, UNSEEN, LONG].map((id) => [id, { enabled: true, balance: 100, rate: 0.01 }])),
+    logger,
+    // Liveness renewed every 300 ms, so call records come back quickly after the dataset is lost.
+    config: (c) => ({ ...c, calls_in_progress: { enabled: true, liveness_ttl_ms: 900 } }),
+  });
+  return edge;
+}
+
+afterEach(async () => {
+  await edge?.stop();
+  edge = undefined;
+  await stopAllSipp();
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface Answer {
+  account: string;
+  status: number;
+  phrase: string;
+  reason: string;
+}
+
+/** Each call's answer to its INVITE (retransmissions counted once), with the account it was for. */
+function answersOf(result: SippResult): Answer[] {
+  const accountOf = new Map<string, string>();
+  for (const m of result.messages) {
+    if (m.direction === 'sent' && m.method === 'INVITE') accountOf.set(m.headers['call-id']![0]!, m.headers['x-account-id']![0]!);
+  }
+  const seen = new Map<string, Answer>();
+  for (const f of finalsReceived(result)) {
+    const callId = f.headers['call-id']![0]!;
+    if (!seen.has(callId)) seen.set(callId, { account: accountOf.get(callId) ?? '?', status: f.status!, phrase: f.reason ?? '', reason: f.headers.reason?.[0] ?? '' });
+  }
+  return [...seen.values()];
+}
+
+/** Steady load over the funded accounts; `fault` runs once every one of them is cached. */
+async function underLoad(eut: EdgeUnderTest, fault: () => Promise<void>): Promise<Answer[]> {
+  const calls = FUNDED.length * 3;
+  const caller = await startSipp({
+    scenario: 'edge-uac',
+    vars: { HOLD: '100' },
+    remote: eut.path.sipTarget,
+    injection: FUNDED.map((id) => [id]),
+    service: 'callee',
+    calls,
+    rate: RATE,
+    timeoutMs: 60_000,
+  });
+  await sleep(WARM_MS);
+  await fault();
+  const result = await caller.done;
+  expect(result.killed, result.output.slice(-2000)).toBe(false);
+  const answers = answersOf(result);
+  expect(answers).toHaveLength(calls);
+  return answers;
+}
+
+function forbidden(answers: Answer[]): Answer[] {
+  return answers.filter((a) => a.status === 403);
+}
+
+async function counted(eut: EdgeUnderTest, cause: string): Promise<number> {
+  const metric = await eut.path.edge.metrics.unknownLookups.get();
+  return metric.values.filter((v) => v.labels.cause === cause).reduce((sum, v) => sum + v.value, 0);
+}
+
+/** One call for an account the edge never saw: with the dataset lost, it cannot know. */
+async function callUnseen(eut: EdgeUnderTest): Promise<Answer> {
+  const [answer] = answersOf(await eut.call(UNSEEN));
+  return answer!;
+}
+
+const alerts = () => logLines.filter((line) => /"alert":(true|"credit-edge-mass-absence")/.test(line));
+
+describe('a lost dataset never becomes 403s', () => {
+  it('the master restarted without its data: cached accounts are served, unseen ones get 503, no 403', async () => {
+    const eut = await start();
+    const answers = await underLoad(eut, async () => {
+      await eut.topology.master.restartEmptyMaster();
+      for (const replica of eut.topology.replicas) await replica.waitForSync();
+    });
+    expect(forbidden(answers)).toEqual([]);
+    expect(answers.filter((a) => a.status !== 200).slice(0, 5)).toEqual([]);
+    expect(await eut.topology.replicas[0]!.client.exists(accountKey(FUNDED[0]!))).toBe(0);
+
+    const unseen = await callUnseen(eut);
+    expect(unseen).toMatchObject({ status: 503, reason: expect.stringContaining('dataset-missing') });
+    expect(await counted(eut, 'dataset-missing')).toBeGreaterThan(0);
+    expect(alerts().some((line) => line.includes('dataset-missing'))).toBe(true);
+  }, 90_000);
+
+  it('FLUSHALL on the master: no 403; the edge re-asserts its call records; the marker back, answers are authoritative again', async () => {
+    const eut = await start();
+    const master = eut.topology.master.client;
+    // One long call carried across the fault: its record must come back on the master.
+    const longCall = await startSipp({ scenario: 'edge-uac', vars: { HOLD: '10000' }, remote: eut.path.sipTarget, injection: [[LONG]], service: 'callee', calls: 1, timeoutMs: 30_000 });
+    let recordBack = false;
+    const answers = await underLoad(eut, async () => {
+      await master.flushall();
+      for (let i = 0; i < 60 && !recordBack; i++) {
+        await sleep(50);
+        recordBack = (await master.hlen(callsKey(LONG))) === 1;
+      }
+    });
+    expect(forbidden(answers)).toEqual([]);
+    expect(answers.filter((a) => a.status !== 200).slice(0, 5)).toEqual([]);
+    expect(await counted(eut, 'dataset-missing')).toBeGreaterThan(0);
+    expect(alerts().some((line) => line.includes('dataset-missing'))).toBe(true);
+    expect(recordBack).toBe(true);
+    await longCall.done;
+
+    // The operator re-provisions the accounts and declares the dataset: the edge reads it again.
+    await master.hset(accountKey(UNSEEN), { enabled: '1', balance: '100' });
+    const fenced = await connectMaster(parseConfig(JSON.stringify({ redis: { sentinel: eut.path.config.redis.sentinel } }), '(test)'));
+    try {
+      expect(await initDataset(fenced)).toMatch(/declared .* with 1 account/);
+    } finally {
+      await fenced.close();
+    }
+    await eut.topology.master.waitForReplicas(2000);
+    expect(await callUnseen(eut)).toMatchObject({ status: 200 });
+    expect(eut.path.edge.dataset.id).toBe(await master.hget(DATASET_KEY, 'id'));
+  }, 90_000);
+
+  it('a bad migration deletes 40% of the account keys at once: the mass-absence guard holds them, no 403', async () => {
+    const eut = await start();
+    const deleted = FUNDED.filter((_, i) => i % 5 < 2);
+    const answers = await underLoad(eut, async () => {
+      await eut.topology.master.client.del(...deleted.map(accountKey), accountKey(UNSEEN));
+    });
+    expect(forbidden(answers)).toEqual([]);
+    expect(answers.filter((a) => a.status !== 200).slice(0, 5)).toEqual([]);
+    expect(eut.path.edge.guard.state(Date.now()).open).toBe(true);
+    expect(await counted(eut, 'mass-absence')).toBeGreaterThan(0);
+    expect(alerts().some((line) => line.includes('credit-edge-mass-absence'))).toBe(true);
+    // An account it never saw, deleted too: 503 while the guard is open, never a 403.
+    expect(await callUnseen(eut)).toMatchObject({ status: 503, reason: expect.stringContaining('mass-absence') });
+  }, 90_000);
+
+  it('one real deletion still gets 403 Forbidden, once confirmed, and trips nothing', async () => {
+    const eut = await start();
+    const gone = FUNDED[7]!;
+    // Warm the copy of the account, then delete it for real.
+    expect(answersOf(await eut.call(gone))[0]).toMatchObject({ status: 200 });
+    await eut.topology.master.client.del(accountKey(gone));
+    await eut.topology.master.waitForReplicas(2000);
+    const deletedAt = Date.now();
+    let answer: Answer | undefined;
+    while (Date.now() - deletedAt < 10_000) {
+      answer = answersOf(await eut.call(gone))[0];
+      if (answer?.status !== 200) break;
+    }
+    expect(answer).toMatchObject({ status: 403, phrase: 'Forbidden', reason: expect.stringContaining('no such account') });
+    // Held for the confirmation time only (1 s by default), then the real answer.
+    expect(Date.now() - deletedAt).toBeGreaterThanOrEqual(1000);
+    expect(eut.path.edge.guard.state(Date.now()).open).toBe(false);
+    expect(answersOf(await eut.call(FUNDED[8]!))[0]).toMatchObject({ status: 200 });
+  }, 60_000);
+});
