@@ -1,17 +1,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
-import { registerAccountCommand } from '../../src/admin/account-command.js';
-import { registerReplicasCommand } from '../../src/admin/replicas-command.js';
 import { startAdmin } from '../../src/admin/server.js';
 import { AUDIT_STREAM } from '../../src/control/audit.js';
 import { startTopology, type Topology } from '../../src/dev/topology.js';
-import { registerEdgeCommands } from '../../src/edge/command.js';
 import { startEdgeService, type EdgeService } from '../../src/edge/service.js';
 import { createLogger, silentLogger } from '../../src/log.js';
+import { cli } from '../helpers/cli.js';
 import { engineUnderTest, type EngineUnderTest } from '../helpers/engine-under-test.js';
 import { finalsReceived } from '../helpers/edge-under-test.js';
 import { runSipp, startSipp, stopAllSipp, type SippProcess, type SippResult } from '../helpers/sipp.js';
@@ -73,25 +70,6 @@ function answeringPorts(result: SippResult): number[] {
   return result.messages
     .filter((m) => m.direction === 'received' && m.status === 200 && m.headers.cseq?.[0]?.includes('INVITE'))
     .map((m) => Number(/:(\d+)/.exec(m.headers.contact?.[0]?.replace(/^.*@/, '') ?? '')?.[1]));
-}
-
-/** Runs one CLI command in-process; resolves with what it printed, rejects with its one-line cause. */
-async function cli(args: string[]): Promise<{ out: string; err: string }> {
-  const program = new Command('credit-edge').exitOverride();
-  registerEdgeCommands(program);
-  registerAccountCommand(program);
-  registerReplicasCommand(program);
-  let out = '';
-  let err = '';
-  const so = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((out += String(c)), true));
-  const se = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((err += String(c)), true));
-  try {
-    await program.parseAsync(['node', 'credit-edge', ...args]);
-    return { out, err };
-  } finally {
-    so.mockRestore();
-    se.mockRestore();
-  }
 }
 
 beforeAll(async () => {
