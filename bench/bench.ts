@@ -46,6 +46,8 @@ export interface Summary {
   ungated?: { calls: number; failed_calls: number; pdd_p50_ms: number | null; pdd_p99_ms: number | null; pdd_max_ms: number | null };
   ratio_basis?: string;
   phases?: { healthy: PddFigures | null; faulted: PddFigures | null; fault_ratio_p99: number | null; windows: { label: string; start_s: number; end_s: number | null; error?: string }[] };
+  /** Figures the faults measured themselves (data-loss: seconds to the first cache-served answer, ...). */
+  figures?: Record<string, number>;
   capacity?: { p99_limit_ms: number; fail_limit_pct: number; max_cps_passing: number | null; steps: CapacityStep[] };
   controller?: string;
   rtd_cross_check: { rtd_p50_ms: number | null; rtd_p99_ms: number | null; rtd_mean_ms: number | null; trace_mean_ms: number | null; note: string };
@@ -270,7 +272,11 @@ function summarize(profile: Profile, o: ResolvedOptions, run: MeasuredRun, ctx: 
     summary.ungated = { calls: uc.calls, failed_calls: uc.failed_calls, pdd_p50_ms: nul(uf?.p50), pdd_p99_ms: nul(uf?.p99), pdd_max_ms: nul(uf?.max) };
     summary.ratio_basis = `calls for good accounts (routed in both arms): gated p50 ${okGated?.p50} / p99 ${okGated?.p99} ms, ungated p50 ${okUngated?.p50} / p99 ${okUngated?.p99} ms`;
   }
-  if (profile.kind === 'faults') summary.phases = phasesOf(gatedArms);
+  if (profile.kind === 'faults') {
+    summary.phases = phasesOf(gatedArms);
+    const figures = Object.assign({}, ...gatedArms.flatMap((m) => m.result.faults.map((w) => w.figures))) as Record<string, number>;
+    if (Object.keys(figures).length > 0) summary.figures = figures;
+  }
   if (run.steps) summary.capacity = { p99_limit_ms: o.p99LimitMs, fail_limit_pct: o.failLimitPct, max_cps_passing: cps, steps: run.steps };
   summary.targets = targetsOf(profile, summary);
   return summary;
@@ -313,6 +319,10 @@ function targetsOf(profile: Profile, s: Summary): Summary['targets'] {
   if (profile.name === 'failover') {
     // Not measured yet: needs the controller's writes per master (see bench/controller-hook.ts).
     t.no_writes_to_demoted_master = { target: 'the controller writes nothing to the demoted master (not measured yet)', value: s.controller ?? null, met: null };
+  }
+  if (profile.name === 'data-loss') {
+    const s403 = s.figures?.single_deletion_403_after_s ?? null;
+    t.single_deletion_403 = { target: 'a real deletion answered 403 Forbidden within 2 s', value: s403, met: le(s403, 2) };
   }
   if (profile.kind === 'capacity') {
     t.capacity = { target: `highest rate with p99 < ${s.capacity?.p99_limit_ms} ms and < ${s.capacity?.fail_limit_pct}% failed`, value: s.capacity?.max_cps_passing ?? null, met: null };

@@ -19,6 +19,8 @@ export interface FaultWindow {
   startMs: number;
   endMs: number | undefined;
   marks: { label: string; atMs: number }[];
+  /** Figures the fault measured itself (e.g. seconds to the first cache-served answer). */
+  figures: Record<string, number>;
   error?: string;
 }
 
@@ -76,11 +78,11 @@ export async function driveArm(o: DriveOptions): Promise<ArmResult> {
       (fault) =>
         new Promise<void>((resolve) => {
           setTimeout(() => {
-            const w: FaultWindow = { label: fault.label, startMs: Date.now(), endMs: undefined, marks: [] };
+            const w: FaultWindow = { label: fault.label, startMs: Date.now(), endMs: undefined, marks: [], figures: {} };
             faults.push(w);
             o.logger.info({ fault: fault.label }, 'bench: fault start');
             fault
-              .run({ topology: rig.topology, mark: (label) => w.marks.push({ label, atMs: Date.now() }) })
+              .run({ topology: rig.topology, edge: rig.edge, sipTarget: rig.sipTarget, mark: (label) => w.marks.push({ label, atMs: Date.now() }), figure: (name, value) => (w.figures[name] = value) })
               .catch((err: unknown) => {
                 w.error = err instanceof Error ? err.message : String(err);
                 o.logger.error({ fault: fault.label, err }, 'bench: fault failed');

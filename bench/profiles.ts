@@ -1,17 +1,31 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { accountKey } from '../src/accounts/account.js';
+import { DATASET_KEY } from '../src/accounts/dataset.js';
+import { connectMaster } from '../src/admin/account-command.js';
+import { initDataset } from '../src/admin/dataset-command.js';
+import { parseConfig } from '../src/config/load.js';
+import { runSipp } from '../src/dev/sipp.js';
 import type { Topology } from '../src/dev/topology.js';
+import type { RunningEdge } from '../src/edge/start.js';
 
 /**
  * The benchmark profiles: what load, for how long, with which faults, and in which arms (gating
  * on / off). Data only; bench/bench.ts runs them.
  */
 
-export type ProfileName = 'smoke' | 'baseline' | 'resync' | 'master-slow' | 'failover' | 'capacity';
-export const PROFILE_NAMES: ProfileName[] = ['smoke', 'baseline', 'resync', 'master-slow', 'failover', 'capacity'];
+export type ProfileName = 'smoke' | 'baseline' | 'resync' | 'master-slow' | 'failover' | 'data-loss' | 'capacity';
+export const PROFILE_NAMES: ProfileName[] = ['smoke', 'baseline', 'resync', 'master-slow', 'failover', 'data-loss', 'capacity'];
 
 export interface FaultContext {
   topology: Topology;
+  /** The edge under measurement (in this process). */
+  edge: RunningEdge;
+  /** host:port where callers send INVITEs. */
+  sipTarget: string;
   /** Records an instant inside the fault's window (e.g. "failover done"), shown on the charts. */
   mark(label: string): void;
+  /** A figure the fault measured itself; it goes into the summary's `figures`. */
+  figure(name: string, value: number): void;
 }
 
 /** A fault injected `atS` seconds into an arm; its window lasts until `run` resolves. */
@@ -63,7 +77,6 @@ export interface Profile {
 
 export type ResolvedOptions = Required<Omit<BenchOptions, 'outDir' | 'keepTraces'>> & { outDir: string; keepTraces: boolean };
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Gated and ungated arms in ABBA order: G U, U G, G U... */
 function pairs(o: ResolvedOptions): Arm[] {
@@ -171,6 +184,73 @@ export const PROFILES: Record<ProfileName, Profile> = {
       },
     ]),
   },
+  'data-loss': {
+    name: 'data-loss',
+    description:
+      'The master restarted without its data (replicas resync to an empty dataset, in sync, nil for every key); the accounts re-provisioned and the dataset re-declared by the operator step (`credit-edge dataset init`); then one real deletion.',
+    sentinels: 1,
+    kind: 'faults',
+    defaults: { cps: 100, durationS: 40, accounts: 5000, warmupS: 2 },
+    arms: single((o) => {
+      let reprovision: [string, Record<string, string>][] = [];
+      return [
+        {
+          atS: at(o, 0.25),
+          label: 'master restarted without its data',
+          async run({ topology, edge, mark, figure }) {
+            reprovision = await snapshotAccounts(topology);
+            const served = () => cacheServes(edge);
+            const before = await served();
+            const t0 = Date.now();
+            await topology.master.restartEmptyMaster();
+            mark('master back, empty');
+            for (let waited = 0; (await served()) === before && waited < 20_000; waited += 10) await sleep(10);
+            figure('first_cache_answer_after_fault_s', (Date.now() - t0) / 1000);
+            for (const replica of topology.replicas) await replica.waitForSync(30_000);
+            mark('replicas in sync with the empty dataset');
+          },
+        },
+        {
+          atS: at(o, 0.55),
+          label: 'accounts re-provisioned, then `credit-edge dataset init`',
+          async run({ topology, edge, mark, figure }) {
+            const pipeline = topology.master.client.pipeline();
+            for (const [key, hash] of reprovision) pipeline.hset(key, hash);
+            await pipeline.exec();
+            mark('accounts re-provisioned (no marker yet)');
+            const t0 = Date.now();
+            const master = await connectMaster(parseConfig(JSON.stringify({ redis: { sentinel: { master_name: topology.masterName, addresses: topology.sentinelAddresses().map((s) => `${s.host}:${s.port}`) } } }), '(bench)'));
+            try {
+              await initDataset(master);
+            } finally {
+              await master.close();
+            }
+            mark('dataset declared');
+            const id = await topology.master.client.hget(DATASET_KEY, 'id');
+            for (let waited = 0; edge.dataset.id !== id && waited < 20_000; waited += 10) await sleep(10);
+            figure('dataset_readable_after_init_s', (Date.now() - t0) / 1000);
+          },
+        },
+        {
+          atS: at(o, 0.8),
+          label: 'one real deletion (an account outside the call mix)',
+          async run({ topology, sipTarget, mark, figure }) {
+            const probe = DELETION_PROBE;
+            await topology.master.client.hset(accountKey(probe), { enabled: '1', balance: '10' });
+            await topology.master.waitForReplicas(2000);
+            const answer = async () => (await runSipp({ scenario: 'edge-uac', vars: { HOLD: '0' }, remote: sipTarget, injection: [[probe]], service: 'callee', timeoutMs: 10_000 })).messages.find((m) => m.direction === 'received' && (m.status ?? 0) >= 200)?.status;
+            await answer();
+            const t0 = Date.now();
+            await topology.master.client.del(accountKey(probe));
+            mark('deleted');
+            let status: number | undefined;
+            while (Date.now() - t0 < 10_000 && (status = await answer()) !== 403) await sleep(100);
+            if (status === 403) figure('single_deletion_403_after_s', (Date.now() - t0) / 1000);
+          },
+        },
+      ];
+    }),
+  },
   capacity: {
     name: 'capacity',
     description: 'Gated calls, rate stepped up until p99 PDD or failed calls cross the limit.',
@@ -197,4 +277,27 @@ export function resolveOptions(profile: Profile, o: BenchOptions, defaultOutDir:
     outDir: o.outDir ?? defaultOutDir,
     keepTraces: o.keepTraces ?? false,
   };
+}
+
+/** An account outside the benchmark's mix, for the single deletion. */
+const DELETION_PROBE = 'bench-deletion-probe';
+
+/** The account hashes on the master (what a billing system would re-provision from its own records). */
+async function snapshotAccounts(topology: Topology): Promise<[string, Record<string, string>][]> {
+  const out: [string, Record<string, string>][] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await topology.master.client.scan(cursor, 'MATCH', `${accountKey('')}*`, 'COUNT', 1000);
+    cursor = next;
+    const pipeline = topology.master.client.pipeline();
+    for (const key of keys) pipeline.hgetall(key);
+    const replies = (await pipeline.exec()) ?? [];
+    keys.forEach((key, i) => out.push([key, replies[i]![1] as Record<string, string>]));
+  } while (cursor !== '0');
+  return out;
+}
+
+async function cacheServes(edge: RunningEdge): Promise<number> {
+  const metric = await edge.metrics.staleServes.get();
+  return metric.values.reduce((sum, v) => sum + v.value, 0);
 }
