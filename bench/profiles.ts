@@ -202,11 +202,10 @@ export const PROFILES: Record<ProfileName, Profile> = {
             const served = () => cacheServes(edge);
             const before = await served();
             const t0 = Date.now();
-            await topology.master.restartEmptyMaster();
-            mark('master back, empty');
+            const restarted = topology.restartMasterEmpty();
             for (let waited = 0; (await served()) === before && waited < 20_000; waited += 10) await sleep(10);
             figure('first_cache_answer_after_fault_s', (Date.now() - t0) / 1000);
-            for (const replica of topology.replicas) await replica.waitForSync(30_000);
+            await restarted;
             mark('replicas in sync with the empty dataset');
           },
         },
@@ -216,7 +215,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
           async run({ topology, edge, mark, figure }) {
             const pipeline = topology.master.client.pipeline();
             for (const [key, hash] of reprovision) pipeline.hset(key, hash);
-            await pipeline.exec();
+            for (const [err] of (await pipeline.exec()) ?? []) if (err) throw err;
             mark('accounts re-provisioned (no marker yet)');
             const t0 = Date.now();
             const master = await connectMaster(parseConfig(JSON.stringify({ redis: { sentinel: { master_name: topology.masterName, addresses: topology.sentinelAddresses().map((s) => `${s.host}:${s.port}`) } } }), '(bench)'));

@@ -45,7 +45,7 @@ export class AbsenceGuard {
   private openedAt: number | undefined;
   private why: string | undefined;
   /** The dataset watch's mark when the guard last counted from zero. */
-  private mark: string;
+  private mark: string | undefined;
   /** Absences before this (ms) are accepted by an operator: real, not held. */
   private acceptedAt = 0;
   private lastCachedAbsenceAt = 0;
@@ -53,8 +53,8 @@ export class AbsenceGuard {
   constructor(
     private settings: AbsenceGuardSettings,
     private readonly source: {
-      /** Changes when an operator accepts deletions or the dataset is replaced. */
-      deletionsAcceptedMark(): string;
+      /** Changes when an operator accepts deletions or the dataset is replaced; undefined before the first dataset is seen. */
+      deletionsAcceptedMark(): string | undefined;
     },
     private readonly logger: Logger,
   ) {
@@ -149,6 +149,11 @@ export class AbsenceGuard {
   private releaseIfAccepted(now: number): void {
     const mark = this.source.deletionsAcceptedMark();
     if (mark === this.mark) return;
+    // The first dataset seen: nothing was accepted, there is only something to compare with.
+    if (this.mark === undefined) {
+      this.mark = mark;
+      return;
+    }
     this.logger.warn({ audit: true, wasOpen: this.openedAt !== undefined, absences: this.firstAbsent.size }, 'mass-absence guard: deletions accepted (dataset marker) or dataset replaced');
     this.release(now);
   }

@@ -34,8 +34,8 @@ export class DatasetWatch {
    * Changes whenever an operator accepts deletions (`credit-edge dataset accept-deletions`) or the
    * dataset is replaced: the mass-absence guard releases when it differs from its mark.
    */
-  get deletionsAcceptedMark(): string {
-    return `${this.knownId ?? ''}#${this.knownDeletionsAccepted}`;
+  get deletionsAcceptedMark(): string | undefined {
+    return this.knownId === undefined ? undefined : `${this.knownId}#${this.knownDeletionsAccepted}`;
   }
 
   /** Judges one replica's marker; undefined when its answers may be trusted. */

@@ -78,6 +78,11 @@ export class SentinelNode implements Address {
   }
 
   /** SENTINEL GET-MASTER-ADDR-BY-NAME: where this Sentinel says the master is. */
+  /** Changes down-after-milliseconds of the watched master; without `ms`, back to the configured value. */
+  async setDownAfter(ms?: number): Promise<void> {
+    await this.client.call('SENTINEL', ['SET', this.options.masterName, 'down-after-milliseconds', String(ms ?? this.options.downAfterMs)]);
+  }
+
   async masterAddress(): Promise<Address> {
     const reply = (await this.client.call('SENTINEL', ['GET-MASTER-ADDR-BY-NAME', this.options.masterName])) as [string, string] | null;
     if (!reply) throw new Error(`${this.name} does not know master ${this.options.masterName}`);

@@ -185,6 +185,22 @@ export class Topology {
     return node;
   }
 
+  /**
+   * Restarts the current master without its data (RedisNode.restartEmptyMaster), with Sentinel's
+   * down-after raised meanwhile so that a slow restart on a busy machine is not taken for a dead
+   * master: the fault is a lost dataset, not a failover. Resolves once every replica has resynced
+   * (to nothing).
+   */
+  async restartMasterEmpty(): Promise<void> {
+    await Promise.all(this.sentinels.map((s) => s.setDownAfter(60_000)));
+    try {
+      await this.master.restartEmptyMaster();
+      for (const replica of this.replicas) await replica.waitForSync(30_000);
+    } finally {
+      await Promise.all(this.sentinels.map((s) => s.setDownAfter()));
+    }
+  }
+
   /** SIGSTOPs the current master (the incident's hung master: sockets open, no answers). */
   freezeMaster(): RedisNode {
     const node = this.master;
