@@ -2,7 +2,8 @@ import { callsKey } from '../calls/records.js';
 import { accountKey, BadAccountValue, parseAccount } from './account.js';
 import { DATASET_KEY, DATASET_READ_FIELDS, parseDatasetMarker } from './dataset.js';
 import type { DatasetWatch } from './dataset-watch.js';
-import type { Absent, Lookup, Unknown, UnknownCause } from './lookup.js';
+import type { LocalCopy } from './local-copy.js';
+import type { Absent, Found, Lookup, Unknown, UnknownCause } from './lookup.js';
 import { parseRoleReply } from './replication-state.js';
 import type { Replica } from './replica.js';
 import type { ReplicaPool } from './replica-pool.js';
@@ -31,6 +32,8 @@ export class AccountReader {
     private readonly pool: ReplicaPool,
     private options: ReaderOptions,
     private readonly dataset: DatasetWatch,
+    /** When set, a valid local copy answers with no round trip, and found reads fill it. */
+    private readonly localCopy?: LocalCopy,
   ) {}
 
   /** New hedge delay and replica timeout (config reload); reads already started keep theirs. */
@@ -39,6 +42,8 @@ export class AccountReader {
   }
 
   lookup(accountId: string): Promise<Lookup> {
+    const local = this.localCopy?.get(accountId, Date.now());
+    if (local) return Promise.resolve(local);
     const candidates = this.pool.candidates();
     if (candidates.length === 0) {
       return Promise.resolve(unknown('no-healthy-replica', this.pool.replicas.map((r) => `${r.name}: ${r.healthDetail}`).join('; ')));
@@ -75,7 +80,7 @@ export class AccountReader {
         const replica = candidates[started++]!;
         clearTimeout(hedge);
         if (started < candidates.length) hedge = setTimeout(startNext, hedgeDelayMs);
-        void readFrom(replica, accountId, key, replicaTimeoutMs, this.dataset).then(onAnswer);
+        void readFrom(replica, accountId, key, replicaTimeoutMs, this.dataset, this.localCopy).then(onAnswer);
       };
       startNext();
     });
@@ -83,7 +88,7 @@ export class AccountReader {
 }
 
 /** One read from one replica, bounded by timeoutMs; never rejects. */
-async function readFrom(replica: Replica, accountId: string, key: string, timeoutMs: number, dataset: DatasetWatch): Promise<Lookup> {
+async function readFrom(replica: Replica, accountId: string, key: string, timeoutMs: number, dataset: DatasetWatch, localCopy: LocalCopy | undefined): Promise<Lookup> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => {
     // Decide 'timeout' only after the event loop has looked at the sockets: when the loop itself
@@ -92,6 +97,7 @@ async function readFrom(replica: Replica, accountId: string, key: string, timeou
   });
   try {
     // HLEN calls:{id} rides in the same MULTI: calls in progress for the channel limit, same instant, no extra round trip.
+    const ticket = localCopy && replica.tracking?.beginRead(accountId);
     const read = replica.client.multi().role().hgetall(key).hlen(callsKey(accountId)).hmget(DATASET_KEY, ...DATASET_READ_FIELDS).exec();
     const reply = await Promise.race([read, timeout]);
     if (reply === 'timeout') {
@@ -106,9 +112,10 @@ async function readFrom(replica: Replica, accountId: string, key: string, timeou
     const problem = dataset.check(replica.name, parseDatasetMarker(marker));
     if (problem) return unknown(problem, `${replica.name}: ${problem}`);
     if (Object.keys(fields).length === 0) return { outcome: 'absent', replica: replica.name };
-    const found: Lookup = { outcome: 'found', account: parseAccount(accountId, fields), replica: replica.name, at: Date.now() };
+    const found: Found = { outcome: 'found', account: parseAccount(accountId, fields), replica: replica.name, at: Date.now() };
     // A calls hash that cannot be read leaves the count unknown, not the account.
     if (!callsError) found.callsInProgress = calls;
+    if (ticket) localCopy!.keep(found, replica, ticket);
     return found;
   } catch (err) {
     if (err instanceof BadAccountValue) return unknown('bad-value', `${replica.name}: account ${accountId}: ${err.message}`);

@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import { Replica, type ReplicaAddress } from './replica.js';
+import { Replica, type ReplicaAddress, type ReplicaOptions } from './replica.js';
 
 export interface ReplicaPoolOptions {
   /** How often each replica is asked `INFO replication`. */
@@ -8,6 +8,8 @@ export interface ReplicaPoolOptions {
   connectTimeoutMs: number;
   password?: string;
   logger: Logger;
+  /** With a local copy: invalidations from each replica (CLIENT TRACKING). */
+  onInvalidate?: ReplicaOptions['onInvalidate'];
 }
 
 /**

@@ -1,5 +1,7 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
+import { invalidationOf } from './local-copy.js';
+import { Tracking, type AccountInvalidation } from './tracking.js';
 import { notInSyncBecause, parseReplicationInfo, type ReplicationState } from './replication-state.js';
 
 export interface ReplicaAddress {
@@ -23,6 +25,8 @@ export interface ReplicaOptions {
   connectTimeoutMs: number;
   password?: string;
   logger: Logger;
+  /** With a local copy: invalidations of one account's keys from this replica (CLIENT TRACKING). */
+  onInvalidate?: (replica: Replica, what: AccountInvalidation) => void;
 }
 
 /** One local read replica: its connection and what we currently believe of its health. */
@@ -34,6 +38,10 @@ export class Replica {
   healthDetail = 'not connected yet';
   /** Seconds since the replica last heard from its master, as of the last probe or read. */
   masterSilenceS = -1;
+  /** When a probe or a read last proved it in sync (ms since epoch). */
+  lastInSyncAt = 0;
+  /** Invalidations of what this edge read here (client-side caching), when it keeps a local copy. */
+  readonly tracking: Tracking | undefined;
   /** Changeable live by a config reload. */
   probeTimeoutMs: number;
   private readonly logger: Logger;
@@ -60,6 +68,18 @@ export class Replica {
       noDelay: true,
       retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
     });
+    const { onInvalidate } = options;
+    this.tracking = onInvalidate
+      ? new Tracking(this.client, {
+          host: address.host,
+          port: address.port,
+          ...(options.password !== undefined && { password: options.password }),
+          connectTimeoutMs: options.connectTimeoutMs,
+          logger: this.logger,
+          keyMeaning: invalidationOf,
+          onInvalidate: (what) => onInvalidate(this, what),
+        })
+      : undefined;
     this.client.on('ready', () => {
       this.setHealth('unverified', 'connected, waiting for a probe');
       void this.probe();
@@ -97,11 +117,16 @@ export class Replica {
     if (state.masterSilenceS !== undefined) this.masterSilenceS = state.masterSilenceS;
     const because = notInSyncBecause(state);
     if (because) this.setHealth('not-in-sync', because);
-    else this.setHealth('in-sync', 'in sync');
+    else {
+      this.setHealth('in-sync', 'in sync');
+      this.lastInSyncAt = Date.now();
+    }
     return because;
   }
 
   setHealth(health: ReplicaHealth, detail: string): void {
+    // What it served while in sync may be out of date once it is not: no local copy survives that.
+    if (this.health === 'in-sync' && health !== 'in-sync') this.tracking?.invalidateAll();
     if (this.health !== health) {
       const level = health === 'in-sync' ? 'info' : 'warn';
       this.logger[level]({ from: this.health, to: health, detail }, 'replica health changed');
@@ -111,6 +136,7 @@ export class Replica {
   }
 
   async close(): Promise<void> {
+    await this.tracking?.close();
     this.client.disconnect();
   }
 }

@@ -6,6 +6,7 @@ export interface EdgeStateSource {
   replicas(): readonly { name: string; health: ReplicaHealth; masterSilenceS: number }[];
   cacheSize(): number;
   absenceGuardOpen(): boolean;
+  localCopy(): { hits: number; misses: number; size: number } | undefined;
 }
 
 const HEALTH_STATES: ReplicaHealth[] = ['in-sync', 'unverified', 'not-in-sync', 'suspect', 'unreachable'];
@@ -95,6 +96,27 @@ export class EdgeMetrics {
       registers,
       collect() {
         this.set(metrics.state?.absenceGuardOpen() ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: 'credit_edge_local_copy_lookups_total',
+      help: 'Account lookups answered by the coherent local copy (hit, no round trip) or not (miss: read from a replica)',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        const copy = metrics.state?.localCopy();
+        this.reset();
+        if (!copy) return;
+        this.inc({ result: 'hit' }, copy.hits);
+        this.inc({ result: 'miss' }, copy.misses);
+      },
+    });
+    new Gauge({
+      name: 'credit_edge_local_copy_entries',
+      help: 'Accounts held in the coherent local copy (some may be void until read again)',
+      registers,
+      collect() {
+        this.set(metrics.state?.localCopy()?.size ?? 0);
       },
     });
     this.cacheEntries = new Gauge({

@@ -16,8 +16,10 @@ import { z } from 'zod';
 
 export const CALLS_INDEX_KEY = 'calls:accounts';
 
+export const CALLS_KEY_PREFIX = 'calls:';
+
 export function callsKey(accountId: string): string {
-  return `calls:${accountId}`;
+  return CALLS_KEY_PREFIX + accountId;
 }
 
 export function edgeAliveKey(node: string): string {

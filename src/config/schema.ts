@@ -65,6 +65,15 @@ export const configSchema = z.strictObject({
 
   cache: z.strictObject({ max_entries: z.number().int().positive().default(100_000), max_stale_ms: positiveMs.default(300_000) }).prefault({}),
 
+  /** The coherent local copy of accounts read (src/accounts/local-copy.ts), kept right by CLIENT TRACKING on the replicas. */
+  local_copy: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** A copy older than this is never used: a safety net; invalidations keep it right. */
+      max_age_ms: positiveMs.default(10_000),
+    })
+    .prefault({}),
+
   /** The mass-absence guard (src/accounts/absence-guard.ts): a crowd of known accounts turning absent is a lost dataset, not news. */
   absence_guard: z
     .strictObject({

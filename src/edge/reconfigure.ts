@@ -1,6 +1,6 @@
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { absenceGuardSettingsOf, identifierOf, proxyOptionsOf, rulesOf, type RunningEdge } from './start.js';
+import { absenceGuardSettingsOf, identifierOf, localCopyTimingsOf, proxyOptionsOf, rulesOf, type RunningEdge } from './start.js';
 
 /**
  * Applies a reloaded config to a running edge without dropping a call or a SIP transaction: the
@@ -24,6 +24,7 @@ const LIVE = [
   'lookup',
   'cache.max_stale_ms',
   'absence_guard',
+  'local_copy.max_age_ms',
   'identify',
   'routes',
   'proxy',
@@ -59,6 +60,7 @@ export function applyConfig(edge: RunningEdge, current: Config, next: Config, lo
     digestRealm: next.identify.digest_realm,
   });
   if (touched('absence_guard') || touched('cache.max_stale_ms')) edge.guard.setSettings(absenceGuardSettingsOf(next));
+  if (touched('local_copy') || touched('lookup')) edge.localCopy?.setTimings(localCopyTimingsOf(next));
   if (touched('log_level')) logger.level = next.log_level;
   return { applied, needsRestart };
 }

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import Srf from 'drachtio-srf';
 import { AbsenceGuard, type AbsenceGuardSettings } from '../accounts/absence-guard.js';
 import { DatasetWatch } from '../accounts/dataset-watch.js';
+import { LocalCopy, type LocalCopyOptions } from '../accounts/local-copy.js';
 import { ReplicaPool } from '../accounts/replica-pool.js';
 import { AccountReader } from '../accounts/reader.js';
 import { StaleCache } from '../accounts/stale-cache.js';
@@ -21,6 +22,8 @@ export interface RunningEdge {
   pool: ReplicaPool;
   reader: AccountReader;
   cache: StaleCache;
+  /** The coherent local copy; undefined when local_copy.enabled is false. */
+  localCopy?: LocalCopy;
   dataset: DatasetWatch;
   guard: AbsenceGuard;
   calls: LocalCallsInProgress;
@@ -48,6 +51,11 @@ export function absenceGuardSettingsOf(config: Config): AbsenceGuardSettings {
   return { windowMs: g.window_ms, minAccounts: g.min_accounts, minShare: g.min_share, confirmMs: g.confirm_ms, maxStaleMs: config.cache.max_stale_ms };
 }
 
+export function localCopyTimingsOf(config: Config): Pick<LocalCopyOptions, 'maxAgeMs' | 'proofMaxAgeMs'> {
+  // A probe is due every interval and may take its timeout: older than both, the proof is lapsed.
+  return { maxAgeMs: config.local_copy.max_age_ms, proofMaxAgeMs: config.lookup.probe_interval_ms + config.lookup.probe_timeout_ms };
+}
+
 export function identifierOf(config: Config): Identifier {
   const { identify } = config;
   return new Identifier({ order: identify.order, header: identify.header, trustedSources: identify.trusted_sources, trunks: identify.trunks });
@@ -67,20 +75,22 @@ export function proxyOptionsOf(config: Config): EdgeOptions['proxy'] {
  */
 export function startEdge(config: Config, logger: Logger, options: { metrics?: EdgeMetrics } = {}): RunningEdge {
   const { lookup } = config;
+  const localCopy = config.local_copy.enabled ? new LocalCopy({ maxEntries: config.cache.max_entries, ...localCopyTimingsOf(config) }) : undefined;
   const pool = new ReplicaPool(config.redis.replicas, {
     probeIntervalMs: lookup.probe_interval_ms,
     probeTimeoutMs: lookup.probe_timeout_ms,
     connectTimeoutMs: lookup.connect_timeout_ms,
     ...(config.redis.password !== undefined && { password: config.redis.password }),
     logger,
+    ...(localCopy && { onInvalidate: (replica, what) => localCopy.invalidate(replica, what) }),
   });
   const dataset = new DatasetWatch(logger);
-  const reader = new AccountReader(pool, { hedgeDelayMs: lookup.hedge_delay_ms, replicaTimeoutMs: lookup.replica_timeout_ms }, dataset);
+  const reader = new AccountReader(pool, { hedgeDelayMs: lookup.hedge_delay_ms, replicaTimeoutMs: lookup.replica_timeout_ms }, dataset, localCopy);
   const cache = new StaleCache({ maxEntries: config.cache.max_entries });
   const guard = new AbsenceGuard(absenceGuardSettingsOf(config), { deletionsAcceptedMark: () => dataset.deletionsAcceptedMark }, logger);
   const calls = new LocalCallsInProgress();
   const metrics = options.metrics ?? new EdgeMetrics({ defaultMetrics: true });
-  metrics.observe({ replicas: () => pool.replicas, cacheSize: () => cache.size, absenceGuardOpen: () => guard.state(Date.now()).open });
+  metrics.observe({ replicas: () => pool.replicas, cacheSize: () => cache.size, absenceGuardOpen: () => guard.state(Date.now()).open, localCopy: () => localCopy });
   // Calls in progress on the master (through Sentinel); never on the call routing path.
   const cip = config.calls_in_progress;
   const records = cip.enabled
@@ -141,6 +151,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
     pool,
     reader,
     cache,
+    ...(localCopy && { localCopy }),
     dataset,
     guard,
     calls,
