@@ -1,6 +1,7 @@
 import { AbsenceGuard, type AbsenceGuardSettings } from '../../src/accounts/absence-guard.js';
 import type { AccountSources } from '../../src/accounts/account-state.js';
 import { DatasetWatch } from '../../src/accounts/dataset-watch.js';
+import { LocalCopy, type LocalCopyOptions } from '../../src/accounts/local-copy.js';
 import { ReplicaPool } from '../../src/accounts/replica-pool.js';
 import type { StaleCache } from '../../src/accounts/stale-cache.js';
 import { AccountReader, type ReaderOptions } from '../../src/accounts/reader.js';
@@ -11,6 +12,8 @@ export interface ReaderUnderTest {
   pool: ReplicaPool;
   reader: AccountReader;
   dataset: DatasetWatch;
+  /** With options.localCopy: the reader's coherent local copy. */
+  localCopy?: LocalCopy;
   /** The reader with a cache and a mass-absence guard (defaults as in the config), as the edge reads accounts. */
   sources(cache: StaleCache, guard?: Partial<AbsenceGuardSettings>): AccountSources;
   close(): Promise<void>;
@@ -25,19 +28,26 @@ export const DEFAULT_GUARD: AbsenceGuardSettings = { windowMs: 60_000, minAccoun
  */
 export async function readerOver(
   replicas: RedisNode[],
-  options: Partial<ReaderOptions> & { probeIntervalMs?: number } = {},
+  options: Partial<ReaderOptions> & { probeIntervalMs?: number; localCopy?: Partial<LocalCopyOptions> } = {},
 ): Promise<ReaderUnderTest> {
+  const localCopy = options.localCopy ? new LocalCopy({ maxEntries: 1000, maxAgeMs: 10_000, proofMaxAgeMs: 60_000, ...options.localCopy }) : undefined;
   const pool = new ReplicaPool(
     replicas.map((r) => ({ name: r.name, host: r.host, port: r.port })),
-    { probeIntervalMs: options.probeIntervalMs ?? 60_000, probeTimeoutMs: 200, connectTimeoutMs: 500, logger: silentLogger },
+    {
+      probeIntervalMs: options.probeIntervalMs ?? 60_000,
+      probeTimeoutMs: 200,
+      connectTimeoutMs: 500,
+      logger: silentLogger,
+      ...(localCopy && { onInvalidate: (replica, what) => localCopy.invalidate(replica, what) }),
+    },
   );
   await pool.waitInSync(replicas.length);
   const dataset = new DatasetWatch(silentLogger);
-  const reader = new AccountReader(pool, { hedgeDelayMs: options.hedgeDelayMs ?? 3, replicaTimeoutMs: options.replicaTimeoutMs ?? 250 }, dataset);
+  const reader = new AccountReader(pool, { hedgeDelayMs: options.hedgeDelayMs ?? 3, replicaTimeoutMs: options.replicaTimeoutMs ?? 250 }, dataset, localCopy);
   const sources = (cache: StaleCache, guard: Partial<AbsenceGuardSettings> = {}): AccountSources => ({
     reader,
     cache,
     guard: new AbsenceGuard({ ...DEFAULT_GUARD, ...guard }, { deletionsAcceptedMark: () => dataset.deletionsAcceptedMark }, silentLogger),
   });
-  return { pool, reader, dataset, sources, close: () => pool.close() };
+  return { pool, reader, dataset, ...(localCopy && { localCopy }), sources, close: () => pool.close() };
 }

@@ -1,0 +1,153 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { accountKey } from '../../src/accounts/account.js';
+import { DATASET_KEY } from '../../src/accounts/dataset.js';
+import type { Found } from '../../src/accounts/lookup.js';
+import { callsKey } from '../../src/calls/records.js';
+import { startTopology, type RedisNode, type Topology } from '../../src/dev/topology.js';
+import { readerOver, type ReaderUnderTest } from '../helpers/accounts.js';
+
+/**
+ * The coherent local copy with real Redis (CLIENT TRACKING on a replica): a copy answers with no
+ * round trip while nothing changed, and each condition under which it must not decide (a change on
+ * the master, a dropped connection, a replica resyncing, an invalidation racing a read, a flush, its
+ * age) leads to a fresh read. "A round trip" is counted on the replica itself (INFO commandstats).
+ */
+
+let topology: Topology;
+let replica: RedisNode;
+let r: ReaderUnderTest;
+
+/** EXEC calls the replica has served: one per lookup that went to it. */
+async function readsServed(): Promise<number> {
+  const stats = await replica.info('commandstats');
+  return Number(/calls=(\d+)/.exec(stats.cmdstat_exec ?? '')?.[1] ?? 0);
+}
+
+async function trackingActive(): Promise<void> {
+  await vi.waitFor(() => expect(r.pool.replicas.every((x) => x.tracking?.active)).toBe(true), { timeout: 5000 });
+}
+
+/** A lookup, and whether it cost a round trip to the replica. */
+async function lookup(id: string): Promise<{ found: Found; roundTrip: boolean }> {
+  const before = await readsServed();
+  const result = await r.reader.lookup(id);
+  expect(result.outcome).toBe('found');
+  return { found: result as Found, roundTrip: (await readsServed()) > before };
+}
+
+beforeAll(async () => {
+  topology = await startTopology({ replicas: 1, sentinels: 0 });
+  replica = topology.replicas[0]!;
+});
+
+afterAll(async () => {
+  await topology?.stop();
+});
+
+beforeEach(async () => {
+  await topology.seed({ 'acct-ok': { enabled: true, balance: 50 }, 'acct-limited': { enabled: true, balance: 50, max_channels: 5 } });
+  r = await readerOver([replica], { localCopy: {}, probeIntervalMs: 100 });
+  await trackingActive();
+});
+
+afterEach(async () => {
+  await r?.close();
+});
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 100));
+
+describe('the local copy', () => {
+  it('answers the second lookup of an account with no round trip', async () => {
+    expect((await lookup('acct-ok')).roundTrip).toBe(true);
+    const second = await lookup('acct-ok');
+    expect(second.roundTrip).toBe(false);
+    expect(second.found.account.balance).toBe(50);
+    expect(r.localCopy!.hits).toBe(1);
+  });
+
+  it('a change on the master reaches the next lookup: the copy is dropped and read afresh', async () => {
+    await lookup('acct-ok');
+    await topology.master.client.hset(accountKey('acct-ok'), 'credit_blocked', '1');
+    await topology.master.waitForReplicas(1000);
+    await vi.waitFor(() => expect(r.localCopy!.size).toBe(0), { timeout: 2000 });
+    const next = await lookup('acct-ok');
+    expect(next.roundTrip).toBe(true);
+    expect(next.found.account.creditBlocked).toBe(true);
+  });
+
+  it('a dropped connection (data or invalidations) drops every copy from that replica', async () => {
+    await lookup('acct-ok');
+    await replica.client.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    await settle();
+    expect((await lookup('acct-ok')).roundTrip).toBe(true);
+
+    await trackingActive();
+    await lookup('acct-ok');
+    expect((await lookup('acct-ok')).roundTrip).toBe(false);
+    await replica.client.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+    await settle();
+    await vi.waitFor(() => expect(r.pool.replicas[0]!.client.status).toBe('ready'), { timeout: 3000 });
+    expect((await lookup('acct-ok').catch(() => ({ roundTrip: true }))).roundTrip).toBe(true);
+  });
+
+  it('a replica that stops being in sync (resync from empty) drops its copies', async () => {
+    await lookup('acct-ok');
+    await replica.restartFromEmpty({ holdSyncMs: 1000 });
+    // The copy must not answer: the lookup is unknown (syncing), not found from memory.
+    expect((await r.reader.lookup('acct-ok')).outcome).toBe('unknown');
+    expect(r.localCopy!.hits).toBe(0);
+    await replica.waitForSync();
+    await r.pool.waitInSync(1);
+  });
+
+  it('an invalidation racing a read: the answer is used but not kept, and the next lookup reads afresh', async () => {
+    const tracking = r.pool.replicas[0]!.tracking!;
+    await lookup('acct-ok');
+    await topology.master.client.hset(accountKey('acct-ok'), 'balance', '40');
+    await topology.master.waitForReplicas(1000);
+    await vi.waitFor(() => expect(r.localCopy!.size).toBe(0), { timeout: 2000 });
+    // A read is in flight (its ticket taken when it was sent) when the key changes again.
+    const ticket = tracking.beginRead('acct-ok');
+    expect((await lookup('acct-ok')).found.account.balance).toBe(40);
+    await topology.master.client.hset(accountKey('acct-ok'), 'balance', '30');
+    await topology.master.waitForReplicas(1000);
+    await vi.waitFor(() => expect(tracking.keep('acct-ok', ticket)).toBe(false), { timeout: 2000 });
+    const next = await lookup('acct-ok');
+    expect(next.roundTrip).toBe(true);
+    expect(next.found.account.balance).toBe(30);
+  });
+
+  it('a flush on the master (or the dataset marker changing) drops every copy', async () => {
+    await lookup('acct-ok');
+    await lookup('acct-limited');
+    await topology.master.client.hset(DATASET_KEY, 'accepted_at', String(Date.now()));
+    await topology.master.waitForReplicas(1000);
+    await settle();
+    expect((await lookup('acct-ok')).roundTrip).toBe(true);
+    expect((await lookup('acct-limited')).roundTrip).toBe(true);
+  });
+
+  it('calls in progress changing drop the copy of an account with a channel limit only', async () => {
+    await lookup('acct-ok');
+    await lookup('acct-limited');
+    await topology.master.client.hset(callsKey('acct-ok'), 'call-1', '{}');
+    await topology.master.client.hset(callsKey('acct-limited'), 'call-2', '{}');
+    await topology.master.waitForReplicas(1000);
+    await settle();
+    expect((await lookup('acct-ok')).roundTrip).toBe(false);
+    const limited = await lookup('acct-limited');
+    expect(limited.roundTrip).toBe(true);
+    expect(limited.found.callsInProgress).toBe(1);
+    await topology.master.client.del(callsKey('acct-ok'), callsKey('acct-limited'));
+  });
+
+  it('a copy older than its bound is read afresh', async () => {
+    await r.close();
+    r = await readerOver([replica], { localCopy: { maxAgeMs: 200 }, probeIntervalMs: 100 });
+    await trackingActive();
+    await lookup('acct-ok');
+    expect((await lookup('acct-ok')).roundTrip).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    expect((await lookup('acct-ok')).roundTrip).toBe(true);
+  });
+});
