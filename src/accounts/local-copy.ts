@@ -59,8 +59,14 @@ export class LocalCopy {
   }
 
   /** A found read from `replica`: kept if nothing invalidated it while it was in flight. */
-  keep(found: Found, replica: Replica, ticket: ReadTicket): void {
-    if (replica.tracking?.keep(found.account.id, ticket)) this.entries.set(found.account.id, { found, replica, epoch: ticket.epoch });
+  keep(found: Found, replica: Replica, ticket: ReadTicket): boolean {
+    if (!replica.tracking?.keep(found.account.id, ticket)) return false;
+    this.entries.set(found.account.id, { found, replica, epoch: ticket.epoch });
+    return true;
+  }
+
+  get maxAgeMs(): number {
+    return this.o.maxAgeMs;
   }
 
   /** An invalidation from `replica`: its copy of that account goes (flushes change the epoch instead). */

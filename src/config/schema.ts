@@ -70,7 +70,9 @@ export const configSchema = z.strictObject({
     .strictObject({
       enabled: z.boolean().default(true),
       /** A copy older than this is never used: a safety net; invalidations keep it right. */
-      max_age_ms: positiveMs.default(10_000),
+      max_age_ms: positiveMs.default(300_000),
+      /** Read every account into the copy ahead of the calls (again every half max_age_ms, and after a resync or reconnect). */
+      warm: z.boolean().default(true),
     })
     .prefault({}),
 

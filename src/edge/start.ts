@@ -3,6 +3,7 @@ import Srf from 'drachtio-srf';
 import { AbsenceGuard, type AbsenceGuardSettings } from '../accounts/absence-guard.js';
 import { DatasetWatch } from '../accounts/dataset-watch.js';
 import { LocalCopy, type LocalCopyOptions } from '../accounts/local-copy.js';
+import { LocalCopyWarmer } from '../accounts/local-copy-warmer.js';
 import { ReplicaPool } from '../accounts/replica-pool.js';
 import { AccountReader } from '../accounts/reader.js';
 import { StaleCache } from '../accounts/stale-cache.js';
@@ -86,6 +87,8 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
   });
   const dataset = new DatasetWatch(logger);
   const reader = new AccountReader(pool, { hedgeDelayMs: lookup.hedge_delay_ms, replicaTimeoutMs: lookup.replica_timeout_ms }, dataset, localCopy);
+  const warmer = localCopy && config.local_copy.warm ? new LocalCopyWarmer(pool, localCopy, dataset, { maxEntries: config.cache.max_entries, checkEveryMs: 1000, logger }) : undefined;
+  warmer?.start();
   const cache = new StaleCache({ maxEntries: config.cache.max_entries });
   const guard = new AbsenceGuard(absenceGuardSettingsOf(config), { deletionsAcceptedMark: () => dataset.deletionsAcceptedMark }, logger);
   const calls = new LocalCallsInProgress();
@@ -165,6 +168,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
       } catch {
         // never connected
       }
+      warmer?.stop();
       await records?.stop();
       await pool.close();
     },

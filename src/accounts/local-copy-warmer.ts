@@ -1,0 +1,111 @@
+import { callsKey } from '../calls/records.js';
+import type { Logger } from '../log.js';
+import { ACCOUNT_KEY_PREFIX, BadAccountValue, parseAccount } from './account.js';
+import { DATASET_KEY, DATASET_READ_FIELDS, parseDatasetMarker } from './dataset.js';
+import type { DatasetWatch } from './dataset-watch.js';
+import type { LocalCopy } from './local-copy.js';
+import type { Found } from './lookup.js';
+import type { Replica } from './replica.js';
+import type { ReplicaPool } from './replica-pool.js';
+import { notInSyncBecause, parseRoleReply } from './replication-state.js';
+import type { ReadTicket } from './tracking.js';
+
+/** Account keys read per round trip while warming: small, so live lookups on the same connection barely wait. */
+const BATCH = 100;
+
+/**
+ * Fills the local copy from each replica ahead of the calls, so that even an account called once
+ * an hour is decided from memory: whenever a replica's copies were voided (a reconnect, a resync,
+ * a flush) and every half `maxAgeMs` (the copies' safety-net age). Each batch is read like a
+ * lookup, with its proof: ROLE and the dataset marker in the same MULTI as the accounts, so a
+ * replica not in sync, or serving another dataset, fills nothing. Tracked like any read: a change
+ * afterwards invalidates the copy as usual.
+ */
+export class LocalCopyWarmer {
+  private timer: NodeJS.Timeout | undefined;
+  /** replica -> the tracking epoch and time of its last complete warm-up. */
+  private readonly warmed = new Map<Replica, { epoch: number; at: number }>();
+  private readonly running = new Set<Replica>();
+
+  constructor(
+    private readonly pool: ReplicaPool,
+    private readonly copy: LocalCopy,
+    private readonly dataset: DatasetWatch,
+    private readonly o: { maxEntries: number; checkEveryMs: number; logger: Logger },
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      for (const replica of this.pool.replicas) if (this.due(replica, Date.now())) void this.warm(replica);
+    }, this.o.checkEveryMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private due(replica: Replica, now: number): boolean {
+    const tracking = replica.tracking;
+    if (!tracking?.active || !replica.inSync || this.running.has(replica)) return false;
+    const last = this.warmed.get(replica);
+    return !last || last.epoch !== tracking.epoch || now - last.at > this.copy.maxAgeMs / 2;
+  }
+
+  /** Reads every account key of one replica into the local copy; resolves with how many were kept. */
+  async warm(replica: Replica): Promise<number> {
+    const tracking = replica.tracking;
+    if (!tracking) return 0;
+    this.running.add(replica);
+    const epoch = tracking.epoch;
+    const started = Date.now();
+    let kept = 0;
+    try {
+      let cursor = '0';
+      do {
+        const [next, keys] = await replica.client.scan(cursor, 'MATCH', `${ACCOUNT_KEY_PREFIX}*`, 'COUNT', BATCH);
+        cursor = next;
+        const ids = keys.map((key) => key.slice(ACCOUNT_KEY_PREFIX.length));
+        if (ids.length > 0) kept += await this.warmBatch(replica, ids);
+        if (tracking.epoch !== epoch || kept >= this.o.maxEntries) return kept;
+      } while (cursor !== '0');
+      this.warmed.set(replica, { epoch, at: started });
+      this.o.logger.info({ replica: replica.name, accounts: kept, ms: Date.now() - started }, 'local copy warmed');
+      return kept;
+    } catch (err) {
+      this.o.logger.warn({ replica: replica.name, err: (err as Error).message }, 'local copy not warmed; calls read the replica meanwhile');
+      return kept;
+    } finally {
+      this.running.delete(replica);
+    }
+  }
+
+  private async warmBatch(replica: Replica, ids: string[]): Promise<number> {
+    const tracking = replica.tracking!;
+    const tickets = new Map<string, ReadTicket>(ids.map((id) => [id, tracking.beginRead(id)]));
+    const tx = replica.client.multi().role().hmget(DATASET_KEY, ...DATASET_READ_FIELDS);
+    for (const id of ids) tx.hgetall(`${ACCOUNT_KEY_PREFIX}${id}`).hlen(callsKey(id));
+    const replies = ((await tx.exec()) ?? []) as [Error | null, unknown][];
+    if (replies.length !== 2 + 2 * ids.length) return 0;
+    const [[roleError, role], [markerError, marker]] = replies as [[Error | null, unknown], [Error | null, unknown]];
+    if (roleError || markerError) return 0;
+    if (notInSyncBecause(parseRoleReply(role)) !== undefined) return 0;
+    if (this.dataset.check(replica.name, parseDatasetMarker(marker as (string | null)[])) !== undefined) return 0;
+    const at = Date.now();
+    let kept = 0;
+    ids.forEach((id, i) => {
+      const [hashError, fields] = replies[2 + 2 * i]!;
+      const [callsError, calls] = replies[3 + 2 * i]!;
+      if (hashError || Object.keys(fields as object).length === 0) return;
+      try {
+        const found: Found = { outcome: 'found', account: parseAccount(id, fields as Record<string, string>), replica: replica.name, at };
+        if (!callsError) found.callsInProgress = calls as number;
+        if (this.copy.keep(found, replica, tickets.get(id)!)) kept++;
+      } catch (err) {
+        // A value that does not parse stays out: the next call reads it and gets *unknown*.
+        if (!(err instanceof BadAccountValue)) throw err;
+      }
+    });
+    return kept;
+  }
+}
