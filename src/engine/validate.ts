@@ -30,7 +30,8 @@ const UINT32_MAX = 4294967295;
 
 /** Header fields that may appear once (RFC 3261 section 7.3.1; RFC 4475 3.3.8 and 3.3.9). */
 const SINGLE = new Set(['to', 'from', 'call-id', 'cseq', 'max-forwards', 'content-length']);
-const COMPACT: Record<string, string> = { t: 'to', f: 'from', i: 'call-id', l: 'content-length', v: 'via', m: 'contact' };
+const COMPACT: Record<string, string> = { t: 'to', f: 'from', i: 'call-id', l: 'content-length' };
+const SINGLE_HEADER_LINE = /\r\n(to|t|from|f|call-id|i|cseq|max-forwards|content-length|l)[ \t]*:/gi;
 
 /**
  * The request line: `Method SP Request-URI SP SIP/2.0`. Trailing blanks are tolerated, as by
@@ -189,25 +190,14 @@ function splitTopLevel(v: string): string[] {
 
 /** The first single-value header field that appears twice (compact forms count), if any. */
 function repeatedSingleHeader(head: string): string | undefined {
+  // One native scan of the header text: cheaper than splitting it into lines.
   const seen = new Set<string>();
-  let start = head.indexOf('\r\n');
-  while (start >= 0) {
-    start += 2;
-    let end = head.indexOf('\r\n', start);
-    if (end < 0) end = head.length;
-    const c = head.charCodeAt(start);
-    if (c !== 32 && c !== 9) {
-      const colon = head.indexOf(':', start);
-      if (colon > start && colon < end) {
-        const raw = head.slice(start, colon).trim().toLowerCase();
-        const name = COMPACT[raw] ?? raw;
-        if (SINGLE.has(name)) {
-          if (seen.has(name)) return name;
-          seen.add(name);
-        }
-      }
-    }
-    start = end < head.length ? end : -1;
+  SINGLE_HEADER_LINE.lastIndex = 0;
+  for (let m = SINGLE_HEADER_LINE.exec(head); m; m = SINGLE_HEADER_LINE.exec(head)) {
+    const raw = m[1]!.toLowerCase();
+    const name = COMPACT[raw] ?? raw;
+    if (seen.has(name)) return name;
+    seen.add(name);
   }
   return undefined;
 }
