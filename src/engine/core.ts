@@ -82,7 +82,8 @@ export class EngineCore {
     try {
       msg = parseMessage(raw, bytes);
     } catch (err) {
-      this.onBadInput(raw, source, err instanceof SipParseError ? err.message : String(err));
+      if (err instanceof SipParseError) this.onBadInput(raw, source, err.message, err.answerable, err.status);
+      else this.onBadInput(raw, source, String(err), false);
       return;
     }
     try {
@@ -94,13 +95,18 @@ export class EngineCore {
     }
   }
 
-  /** Malformed input: 400 when a request line and a Via let us answer (never to ACK), else drop. */
-  private onBadInput(raw: string, source: Source, why: string): void {
+  /**
+   * Malformed input: 400 (505 for an unknown SIP version) with a Warning saying why, when a
+   * request line and a readable top Via let us answer (never to ACK); else dropped. Never the app.
+   */
+  private onBadInput(raw: string, source: Source, why: string, answerable = true, status: 400 | 505 = 400): void {
     const salvage = salvageForBadRequest(raw);
+    const answered = answerable && !!salvage;
     const remote = `${source.protocol}:${source.address}:${source.port}`;
-    this.log.warn({ remote, why, callId: salvage?.['call-id'], answered: !!salvage, bytes: raw.length }, 'malformed sip message');
-    if (!salvage) return;
-    const res = buildResponse({ headers: salvage }, 400, 'Bad Request', undefined, { warning: `399 - "${why}"` });
+    this.log.warn({ remote, why, callId: salvage?.['call-id'], answered, bytes: raw.length }, 'malformed sip message');
+    if (!answered || !salvage) return;
+    const phrase = status === 505 ? 'Version Not Supported' : 'Bad Request';
+    const res = buildResponse({ headers: salvage }, status, phrase, undefined, { warning: `399 - "${why.replace(/"/g, "'")}"` });
     if (salvage.to && !tagOf(salvage.to)) res.headers.to = `${salvage.to};tag=${Date.now().toString(36)}`;
     this.transport.send(serialize(res), source);
   }

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
+import { headerProblem, requestLineProblem } from './validate.js';
 
 /**
  * SIP message model for the engine. Parsing is drachtio-srf's own parser (lazy mode: header values
@@ -54,6 +55,8 @@ export class SipParseError extends Error {
     message: string,
     /** A 400 can be built (request line and a Via were found). */
     readonly answerable: boolean,
+    /** What to answer with when answerable: 400, or 505 for an unknown SIP version. */
+    readonly status: 400 | 505 = 400,
   ) {
     super(message);
   }
@@ -80,6 +83,12 @@ export function parseMessage(raw: string, byteLength: number): SipMessage {
       if (line.length > MAX_HEADER_LINE) throw new SipParseError('header line too long', looksAnswerable(raw));
     }
   }
+  const lineEnd = head.indexOf(CRLF);
+  const firstLine = lineEnd < 0 ? head : head.slice(0, lineEnd);
+  if (!firstLine.startsWith('SIP/')) {
+    const p = requestLineProblem(firstLine);
+    if (p) throw new SipParseError(p.why, looksAnswerable(raw), p.status);
+  }
   let parsed: ParsedByDrachtio | undefined;
   try {
     parsed = parser.parseSipMessage(raw, true);
@@ -100,6 +109,8 @@ export function parseMessage(raw: string, byteLength: number): SipMessage {
   if (!cseq) throw new SipParseError('bad CSeq', isRequest);
   if (isRequest && cseq.method !== parsed.method) throw new SipParseError('CSeq method mismatch', true);
   if (!topVia(h.via!)) throw new SipParseError('bad Via', false);
+  const problem = headerProblem(head, h, isRequest ? parsed.method!.toUpperCase() : undefined);
+  if (problem) throw new SipParseError(problem.why, isRequest && (problem.answerable ?? true), problem.status);
 
   // Content-Length: the parser trusts it loosely; RFC 3261 18.3 wants a 400 when it lies.
   const bodyOffset = headerEnd + 4;
@@ -123,8 +134,9 @@ export function parseMessage(raw: string, byteLength: number): SipMessage {
   return msg;
 }
 
+/** A request line (however spaced, any SIP version) that is not an ACK, and a Via line. */
 function looksAnswerable(raw: string): boolean {
-  return /^[A-Za-z]+ \S+ SIP\/2\.0\r\n/.test(raw) && !/^ACK /.test(raw) && /\r\n(?:via|v)[ \t]*:/i.test(raw);
+  return /^[A-Za-z]+ +\S+ +SIP\/\d+\.\d+[ \t]*\r\n/.test(raw) && !/^ACK /.test(raw) && /\r\n(?:via|v)[ \t]*:/i.test(raw);
 }
 
 /**
@@ -142,9 +154,9 @@ export function salvageForBadRequest(raw: string): Record<string, string> | unde
     const m = /^([A-Za-z-]+)[ \t]*:[ \t]*(.*)$/.exec(line);
     if (!m) continue;
     const name = normalizeName(m[1]!);
-    if (name === 'via' || name === 'from' || name === 'to' || name === 'call-id' || name === 'cseq') {
-      out[name] = out[name] ? `${out[name]},${m[2]!}` : m[2]!;
-    }
+    // Vias accumulate (the 400 goes back along them); of a repeated dialog header, the first.
+    if (name === 'via') out.via = out.via ? `${out.via},${m[2]!}` : m[2]!;
+    else if ((name === 'from' || name === 'to' || name === 'call-id' || name === 'cseq') && out[name] === undefined) out[name] = m[2]!;
   }
   return out.via ? out : undefined;
 }
@@ -155,7 +167,8 @@ export function normalizeName(name: string): string {
 
 export function parseCSeq(v: string): ParsedCSeq | undefined {
   const m = /^\s*(\d{1,10})\s+([A-Za-z]+)\s*$/.exec(v);
-  if (!m) return undefined;
+  // The sequence number is a 32-bit unsigned integer (RFC 3261 8.1.1.5; RFC 4475 3.1.2.4).
+  if (!m || Number(m[1]) > 4294967295) return undefined;
   return { seq: Number(m[1]), method: m[2]!.toUpperCase() };
 }
 

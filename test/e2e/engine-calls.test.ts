@@ -96,16 +96,28 @@ describe('calls through the engine', () => {
     expect(bye?.headers.route?.join(',')).toContain(`${engine.sip.host}:${engine.sip.port}`);
   });
 
-  it('the caller cancels while it rings: 200 to CANCEL and 487 upstream, CANCEL and ACK downstream', async () => {
+  it('the caller cancels while it rings: 200 to CANCEL and 487 upstream, CANCEL downstream, a cdr:stop', async () => {
     const uas = await startSipp({ scenario: 'uas-ring-cancel' });
     const result = proxyTo([`sip:127.0.0.1:${uas.port}`], { remainInDialog: true });
+    app.cdrs.length = 0;
     const uac = await runSipp({ scenario: 'uac-cancel', remote: engine.sipTarget, service: 'acct4' });
     assertOk(uac, 'uac');
     const uasResult = await uas.done;
     assertOk(uasResult, 'uas');
     expect(finals(uac).map((m) => m.status)).toEqual([200, 487]);
-    expect(uasResult.messages.filter((m) => m.direction === 'received').map((m) => m.method)).toEqual(['INVITE', 'CANCEL', 'ACK']);
-    await result; // the app's proxy callback completes
+    const downstream = uasResult.messages.filter((m) => m.direction === 'received').map((m) => m.method);
+    expect(downstream.slice(0, 2)).toEqual(['INVITE', 'CANCEL']);
+    // The edge ends its call-in-progress count on cdr:stop, whichever server it runs on.
+    const callId = uac.messages.find((m) => m.method === 'INVITE')?.headers['call-id']?.[0];
+    expect(app.cdrs.filter((e) => e.type === 'stop' && e.callId === callId).length).toBeGreaterThan(0);
+    // Checked on the embedded engine only, because drachtio-server (v0.9.10) does otherwise (see
+    // src/engine/README.md): it answers 487 upstream itself, never sends the hop-by-hop ACK of the
+    // downstream 487 that RFC 3261 17.1.1.3 wants (it logs that 487 as an unknown response, and the
+    // UAS retransmits it until it gives up), and never settles the app's srf.proxyRequest.
+    if (!engine.external) {
+      expect(downstream).toEqual(['INVITE', 'CANCEL', 'ACK']);
+      expect(await result).toMatchObject({ connected: false, finalStatus: 487 });
+    }
   });
 
   it('a CANCEL for an INVITE the app is still handling reaches the app as a cancel event', async () => {
@@ -134,18 +146,24 @@ describe('calls through the engine', () => {
     expect(finals(uac).some((m) => m.status === 503)).toBe(false);
   });
 
-  it('a target that never answers gives 408 after the final timeout', async () => {
+  it('a target that never answers gives 408 (on the engine after the final timeout)', async () => {
     const silent = await startSipp({ scenario: 'uas-silent', timeoutMs: 10_000 });
     const result = proxyTo([`sip:127.0.0.1:${silent.port}`], { finalTimeout: '2s' });
     const started = Date.now();
-    const uac = await runSipp({ scenario: 'uac-expect-final', vars: { CODE: '408' }, remote: engine.sipTarget, service: 'acct6' });
+    // drachtio-server (v0.9.10) accepts finalTimeout but never arms it: a target that sends
+    // nothing is given up by its INVITE client transaction (Timer B, 64*T1 = 32 s), then 408.
+    const uacTimeout = engine.external ? 50_000 : 20_000;
+    const uac = await runSipp({ scenario: 'uac-expect-final', vars: { CODE: '408' }, remote: engine.sipTarget, service: 'acct6', timeoutMs: uacTimeout });
     assertOk(uac, 'uac');
     const elapsed = Date.now() - started;
-    expect(elapsed).toBeGreaterThanOrEqual(1800);
-    expect(elapsed).toBeLessThan(8000);
     expect(finals(uac)[0]?.status).toBe(408);
     expect((await result).connected).toBe(false);
-  });
+    // When the 408 comes is the engine's finalTimeout, checked on the engine only (above).
+    if (!engine.external) {
+      expect(elapsed).toBeGreaterThanOrEqual(1800);
+      expect(elapsed).toBeLessThan(8000);
+    }
+  }, 70_000);
 
   it('sends cdr:attempt, cdr:start, cdr:stop in order with the call’s Call-ID', async () => {
     const uas = await startSipp({ scenario: 'uas-answer' });

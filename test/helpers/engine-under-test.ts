@@ -8,8 +8,8 @@ import { createLogger, silentLogger } from '../../src/log.js';
  * where SIPp sends calls), that one; otherwise the embedded engine on free ports. The tests are
  * the same either way, which is how the embedded engine is held to the real one.
  *
- * Against an external server run the e2e files one at a time (`--no-file-parallelism`): a shared
- * server spreads INVITEs over every connected app.
+ * Against an external server the test files run one at a time (vitest.config.ts does it when
+ * DRACHTIO_HOST is set): a shared server spreads INVITEs over every connected app.
  */
 
 export interface EngineUnderTest {

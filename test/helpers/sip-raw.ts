@@ -13,12 +13,14 @@ export interface RawReply {
   text: string;
 }
 
+/** Each reply with its whole text (status line to the next reply), for header checks. */
 function parseReplies(text: string): RawReply[] {
-  const out: RawReply[] = [];
-  for (const m of text.matchAll(/SIP\/2\.0 (\d{3}) ([^\r\n]*)\r\n/g)) {
-    out.push({ status: Number(m[1]), reason: m[2]!, text: m[0] });
-  }
-  return out;
+  const matches = [...text.matchAll(/SIP\/2\.0 (\d{3}) ([^\r\n]*)\r\n/g)];
+  return matches.map((m, i) => ({
+    status: Number(m[1]),
+    reason: m[2]!,
+    text: text.slice(m.index, matches[i + 1]?.index ?? text.length),
+  }));
 }
 
 /** Sends one datagram from a fresh socket and gathers replies until a final arrives or waitMs. */
