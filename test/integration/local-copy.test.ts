@@ -4,6 +4,8 @@ import { DATASET_KEY } from '../../src/accounts/dataset.js';
 import type { Found } from '../../src/accounts/lookup.js';
 import { callsKey } from '../../src/calls/records.js';
 import { startTopology, type RedisNode, type Topology } from '../../src/dev/topology.js';
+import { LocalCopyWarmer } from '../../src/accounts/local-copy-warmer.js';
+import { silentLogger } from '../../src/log.js';
 import { readerOver, type ReaderUnderTest } from '../helpers/accounts.js';
 
 /**
@@ -31,7 +33,7 @@ async function trackingActive(): Promise<void> {
 async function lookup(id: string): Promise<{ found: Found; roundTrip: boolean }> {
   const before = await readsServed();
   const result = await r.reader.lookup(id);
-  expect(result.outcome).toBe('found');
+  expect(result.outcome, JSON.stringify(result)).toBe('found');
   return { found: result as Found, roundTrip: (await readsServed()) > before };
 }
 
@@ -46,6 +48,8 @@ afterAll(async () => {
 
 beforeEach(async () => {
   await topology.seed({ 'acct-ok': { enabled: true, balance: 50 }, 'acct-limited': { enabled: true, balance: 50, max_channels: 5 } });
+  // seed() waits only for replicas the master already counts online: the first time, make sure ours caught up.
+  await vi.waitFor(async () => expect(await replica.client.exists(DATASET_KEY)).toBe(1), { timeout: 5000 });
   r = await readerOver([replica], { localCopy: {}, probeIntervalMs: 100 });
   await trackingActive();
 });
@@ -139,6 +143,19 @@ describe('the local copy', () => {
     expect(limited.roundTrip).toBe(true);
     expect(limited.found.callsInProgress).toBe(1);
     await topology.master.client.del(callsKey('acct-ok'), callsKey('acct-limited'));
+  });
+
+  it('warmed ahead of the calls: an account never looked up is decided from memory, and a change still reaches it', async () => {
+    const warmer = new LocalCopyWarmer(r.pool, r.localCopy!, r.dataset, { maxEntries: 1000, checkEveryMs: 60_000, logger: silentLogger });
+    // The dataset this reader reads is known from a first lookup, as on an edge carrying calls.
+    await lookup('acct-ok');
+    expect(await warmer.warm(r.pool.replicas[0]!)).toBe(2);
+    const first = await lookup('acct-limited');
+    expect(first.roundTrip).toBe(false);
+    expect(first.found.account.maxChannels).toBe(5);
+    await topology.master.client.hset(accountKey('acct-limited'), 'enabled', '0');
+    await topology.master.waitForReplicas(1000);
+    await vi.waitFor(async () => expect((await lookup('acct-limited')).found.account.enabled).toBe(false), { timeout: 2000 });
   });
 
   it('a copy older than its bound is read afresh', async () => {
