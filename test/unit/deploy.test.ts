@@ -70,6 +70,15 @@ describe('Dockerfile and systemd unit', () => {
     expect(text).toMatch(/^ExecStartPre=.* check-config /m);
     expect(text).toMatch(/^User=credit-edge$/m);
   });
+
+  it('controller unit: runs `controller`, checks the config first, secrets from an EnvironmentFile, no reload (the controller has no SIGHUP handler)', () => {
+    const text = read('deploy/systemd/credit-edge-controller.service');
+    expect(text).toMatch(/^ExecStart=.* controller --config /m);
+    expect(text).toMatch(/^ExecStartPre=.* check-config /m);
+    expect(text).toMatch(/^EnvironmentFile=-?\/etc\/credit-edge\/\S+\.env$/m);
+    expect(text).not.toMatch(/^ExecReload=/m);
+    expect(read('src/control/command.ts')).not.toContain('SIGHUP');
+  });
 });
 
 describe('Prometheus alerts and Grafana dashboard', () => {
