@@ -5,8 +5,10 @@ import { EdgeMetrics } from '../../src/admin/metrics.js';
 import { ControllerMetrics } from '../../src/control/metrics.js';
 
 /**
- * The packaging files cannot run here (no Docker engine, no Prometheus, no Grafana): they are
- * checked by reading. Every metric they name must be one the edge or the controller exports.
+ * The packaging files that cannot run here (no Docker engine, no Grafana) are checked by reading;
+ * every metric the dashboard and the alerts name must be one the edge or the controller exports.
+ * The alert rules also run in Prometheus' own tools (test/integration/alert-rules.test.ts,
+ * prometheus.test.ts) and the systemd units in systemd-analyze (systemd-units.test.ts).
  */
 
 const read = (p: string) => fs.readFileSync(p, 'utf8');
