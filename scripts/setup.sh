@@ -26,7 +26,7 @@ fi
 # npm ci when node_modules is absent or older than the lock file.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci" >&2
-  npm ci --no-audit --no-fund --loglevel=error >&2
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
 # The build: dist/ is what the CLI runs; tsc also type-checks (a type error stops here).

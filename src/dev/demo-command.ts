@@ -159,8 +159,10 @@ export async function runDemo(options: DemoOptions, io: DemoIO = defaultIO()): P
     const refresh = async () => {
       const status = await statusOf(topology!, system, options.interval);
       log.info({ status }, 'demo status');
-      const text = formatStatus(status);
+      let text = formatStatus(status);
       // On a terminal the status block is rewritten in place: up to its first line, clear below.
+      // Lines are cut to the terminal's width, so none wraps and the block keeps its height.
+      if (io.tty) text = fitWidth(text, process.stdout.columns || 200);
       if (io.tty && shownLines > 0 && !options.json) io.out(`\x1b[${shownLines}F\x1b[J`);
       say(text);
       shownLines = text.split('\n').length;
@@ -244,4 +246,11 @@ async function statusOf(topology: Topology, system: LocalSystem | undefined, int
     if (system.controller) status.controller = system.controller.running.status();
   }
   return status;
+}
+
+function fitWidth(text: string, columns: number): string {
+  return text
+    .split('\n')
+    .map((line) => (line.length < columns ? line : line.slice(0, Math.max(columns - 2, 10)) + '…'))
+    .join('\n');
 }

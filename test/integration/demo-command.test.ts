@@ -76,6 +76,7 @@ describe('credit-edge demo', () => {
     expect(run.text()).toContain('credit-edge demo: stopped');
     expect(fs.existsSync(seen!.configFile)).toBe(false);
     for (const port of [seen!.redis.master, ...seen!.redis.replicas, ...seen!.redis.sentinels]) expect(await tcpAnswers(port)).toBe(false);
+    fs.rmSync(seen!.runDir, { recursive: true, force: true });
   });
 
   it('with the SIP side: the answers table on the console, JSON logs in the file, and every printed command answers while it runs', async () => {
@@ -134,6 +135,7 @@ describe('credit-edge demo', () => {
     expect(fs.existsSync(places!.configFile)).toBe(false);
     expect(await tcpAnswers(admin.port)).toBe(false);
     expect(await tcpAnswers(sipPort)).toBe(false);
+    fs.rmSync(places!.runDir, { recursive: true, force: true });
   });
 
   it('--json: JSON lines only (logs, the places, the status), no human text, no log file', async () => {
