@@ -46,7 +46,11 @@ if [ "$(readlink -f "$linked" 2>/dev/null || true)" != "$here" ]; then
     npm link --no-audit --no-fund --loglevel=error >/dev/null
     echo "setup: credit-edge on the PATH now runs $here${previous:+ (was $previous)}" >&2
   else
-    echo "setup: credit-edge is not on your PATH: npm's global folder $prefix is not writable by you." >&2
+    if [ -e "$linked" ]; then
+      echo "setup: credit-edge on the PATH runs $(readlink -f "$linked"), not this checkout; npm's global folder $prefix is not writable by you." >&2
+    else
+      echo "setup: credit-edge is not on your PATH: npm's global folder $prefix is not writable by you." >&2
+    fi
     echo "       Run 'sudo npm link' here once (or set a user npm prefix), or use 'npx credit-edge ...' in this folder." >&2
   fi
 fi
