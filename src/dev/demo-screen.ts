@@ -28,7 +28,7 @@ export interface DemoPlaces {
 export function formatPlaces(p: DemoPlaces): string {
   const ports = (list: number[]) => list.map((port) => `:${port}`).join(' ') || 'none';
   const lines = [
-    `credit-edge demo: everything on 127.0.0.1; pid ${p.pid}`,
+    `credit-edge demo: everything on 127.0.0.1; pid ${p.pid}${p.sip ? ' (runs the edge and the controller; kill -HUP reloads the edge)' : ''}`,
     `  redis       master :${p.redis.master}, replicas ${ports(p.redis.replicas)}, sentinels ${ports(p.redis.sentinels)} (master name ${p.redis.masterName})`,
   ];
   if (p.sip) {
