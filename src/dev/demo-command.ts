@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { pino, type DestinationStream } from 'pino';
 import { parseHostPort } from '../config/host-port.js';
 import { createLogger, type Logger } from '../log.js';
@@ -87,7 +87,7 @@ export function registerDemoCommand(program: Command): void {
     .option('--sentinels <n>', 'Sentinels (0: no failover, no controller)', count, 3)
     .option('--interval <seconds>', 'seconds between status refreshes', seconds, 5)
     .option('--for <seconds>', 'stop by itself after this many seconds', seconds)
-    .option('--sip <host:port>', 'where callers send SIP (UDP and TCP)', hostPort, { host: '127.0.0.1', port: 5060 })
+    .addOption(new Option('--sip <host:port>', 'where callers send SIP (UDP and TCP)').argParser(hostPort).default({ host: '127.0.0.1', port: 5060 }, '127.0.0.1:5060'))
     .option('--no-sip', 'run the Redis topology only')
     .option('--admin <host:port>', "the edge's admin API (default 127.0.0.1:8080, or a free port if taken)", hostPort)
     .option('--controller-admin <host:port>', "the controller's admin API (default 127.0.0.1:8081, or a free port if taken)", hostPort)
