@@ -181,6 +181,10 @@ export async function runDemo(options: DemoOptions, io: DemoIO = defaultIO()): P
     }
     const why = await stopRequested;
     say(`credit-edge demo: stopping (${why})...`);
+  } catch (err) {
+    log.error({ err }, 'demo failed');
+    say(`credit-edge demo: failed, stopping what it started; logs in ${logFile}`);
+    throw err;
   } finally {
     if (refresher) clearInterval(refresher);
     if (forTimer) clearTimeout(forTimer);
