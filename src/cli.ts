@@ -1,35 +1,10 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
-import { registerAccountCommand } from './admin/account-command.js';
-import { registerDatasetCommand } from './admin/dataset-command.js';
-import { registerReplicasCommand } from './admin/replicas-command.js';
-import { registerCheckConfigCommand } from './config/command.js';
-import { registerControlCommands } from './control/command.js';
-import { registerBenchCommand } from '../bench/command.js';
-import { registerDemoCommand } from './dev/demo-command.js';
-import { registerEdgeCommands } from './edge/command.js';
-import { registerEngineCommand } from './engine/command.js';
+import { createProgram } from './program.js';
 
-/**
- * `credit-edge`: one binary, one subcommand per role. Each area of the code registers its own
- * subcommands, so this file only lists them.
- */
-const program = new Command('credit-edge')
-  .description('SIP call-routing edge with credit gating over local Redis replicas')
-  .showHelpAfterError()
-  .enablePositionalOptions();
-
-registerDemoCommand(program);
-registerBenchCommand(program);
-registerEngineCommand(program);
-registerControlCommands(program);
-registerEdgeCommands(program);
-registerCheckConfigCommand(program);
-registerAccountCommand(program);
-registerDatasetCommand(program);
-registerReplicasCommand(program);
-
-program.parseAsync(process.argv).catch((err: unknown) => {
-  process.stderr.write(`credit-edge: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+/** The `credit-edge` executable (package.json bin; `npm link` puts it on the PATH). */
+createProgram()
+  .parseAsync(process.argv)
+  .catch((err: unknown) => {
+    process.stderr.write(`credit-edge: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });

@@ -1,13 +1,13 @@
-import { pino, type Logger, type LoggerOptions } from 'pino';
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 
 export type { Logger };
 
 /**
- * The process logger: pino JSON on stdout. Secrets never reach a log line: the redaction list
- * covers every config and wire field that can hold one.
+ * The process logger: pino JSON on stdout (or on `destination`, e.g. the demo's log file). Secrets
+ * never reach a log line: the redaction list covers every config and wire field that can hold one.
  */
-export function createLogger(options: LoggerOptions = {}): Logger {
-  return pino({
+export function createLogger(options: LoggerOptions = {}, destination?: DestinationStream): Logger {
+  const settings: LoggerOptions = {
     level: process.env.LOG_LEVEL ?? 'info',
     base: { service: 'credit-edge' },
     redact: {
@@ -15,7 +15,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       censor: '[redacted]',
     },
     ...options,
-  });
+  };
+  return destination ? pino(settings, destination) : pino(settings);
 }
 
 /** A logger that writes nothing: the default for library code and tests that do not pass one. */

@@ -34,3 +34,13 @@ export async function freePort(options: { udp?: boolean; host?: string } = {}): 
   }
   throw new Error('no free port found after 50 attempts');
 }
+
+/** Whether `port` is free for TCP on `host` right now. */
+export function tcpPortIsFree(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
+  });
+}

@@ -1,17 +1,9 @@
-import { Command } from 'commander';
 import { vi } from 'vitest';
-import { registerAccountCommand } from '../../src/admin/account-command.js';
-import { registerDatasetCommand } from '../../src/admin/dataset-command.js';
-import { registerReplicasCommand } from '../../src/admin/replicas-command.js';
-import { registerEdgeCommands } from '../../src/edge/command.js';
+import { createProgram } from '../../src/program.js';
 
 /** Runs one operator command in-process; resolves with what it printed, rejects with its one-line cause. */
 export async function cli(args: string[]): Promise<{ out: string; err: string }> {
-  const program = new Command('credit-edge').exitOverride();
-  registerEdgeCommands(program);
-  registerAccountCommand(program);
-  registerDatasetCommand(program);
-  registerReplicasCommand(program);
+  const program = createProgram().exitOverride();
   let out = '';
   let err = '';
   const so = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((out += String(c)), true));

@@ -5,8 +5,10 @@ import { EdgeMetrics } from '../../src/admin/metrics.js';
 import { ControllerMetrics } from '../../src/control/metrics.js';
 
 /**
- * The packaging files cannot run here (no Docker engine, no Prometheus, no Grafana): they are
- * checked by reading. Every metric they name must be one the edge or the controller exports.
+ * The packaging files that cannot run here (no Docker engine, no Grafana) are checked by reading;
+ * every metric the dashboard and the alerts name must be one the edge or the controller exports.
+ * The alert rules also run in Prometheus' own tools (test/integration/alert-rules.test.ts,
+ * prometheus.test.ts) and the systemd units in systemd-analyze (systemd-units.test.ts).
  */
 
 const read = (p: string) => fs.readFileSync(p, 'utf8');
@@ -69,6 +71,15 @@ describe('Dockerfile and systemd unit', () => {
     expect(text).toMatch(/^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
     expect(text).toMatch(/^ExecStartPre=.* check-config /m);
     expect(text).toMatch(/^User=credit-edge$/m);
+  });
+
+  it('controller unit: runs `controller`, checks the config first, secrets from an EnvironmentFile, no reload (the controller has no SIGHUP handler)', () => {
+    const text = read('deploy/systemd/credit-edge-controller.service');
+    expect(text).toMatch(/^ExecStart=.* controller --config /m);
+    expect(text).toMatch(/^ExecStartPre=.* check-config /m);
+    expect(text).toMatch(/^EnvironmentFile=-?\/etc\/credit-edge\/\S+\.env$/m);
+    expect(text).not.toMatch(/^ExecReload=/m);
+    expect(read('src/control/command.ts')).not.toContain('SIGHUP');
   });
 });
 
