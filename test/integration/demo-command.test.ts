@@ -2,11 +2,11 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runDemo, type DemoIO } from '../../src/dev/demo-command.js';
 import type { DemoPlaces } from '../../src/dev/demo-screen.js';
 import { freePort } from '../../src/dev/ports.js';
-import { createProgram } from '../../src/program.js';
+import { cli as runCli } from '../helpers/cli.js';
 
 /**
  * `credit-edge demo` as a person and a script meet it: the console (answers table, where things
@@ -20,17 +20,7 @@ const SEED = fileURLToPath(new URL('../../config/demo-accounts.yaml', import.met
 async function cli(line: string): Promise<{ out: string; err: string }> {
   const args = line.replace(/\s{2,}\(.*\)$/, '').trim().split(/\s+/);
   expect(args[0]).toBe('credit-edge');
-  let out = '';
-  let err = '';
-  const so = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((out += String(c)), true));
-  const se = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((err += String(c)), true));
-  try {
-    await createProgram().exitOverride().parseAsync(['node', ...args]);
-    return { out, err };
-  } finally {
-    so.mockRestore();
-    se.mockRestore();
-  }
+  return runCli(args.slice(1));
 }
 
 function printedCommands(text: string, program: string): string[] {
