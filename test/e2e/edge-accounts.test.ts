@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { assertSippRan, edgeUnderTest, finalsReceived, type EdgeUnderTest } from '../helpers/edge-under-test.js';
 import { runSipp, stopAllSipp } from '../helpers/sipp.js';
 
@@ -24,6 +24,15 @@ afterAll(async () => {
   await edge?.stop();
   await stopAllSipp();
 });
+
+/**
+ * Freezes both replicas and waits until the edge has noticed (a probe timed out): until then its
+ * local copy, warmed with every account, may still decide, as it may for one probe interval.
+ */
+async function replicasDown(): Promise<void> {
+  for (const replica of edge.topology.replicas) replica.freeze();
+  await vi.waitFor(() => expect(edge.path.edge.pool.replicas.some((r) => r.inSync)).toBe(false), { timeout: 5000 });
+}
 
 describe('each demo account gets its answer on the wire', () => {
   it('acct-ok: the call is routed to the carrier and completes (INVITE/180/200/ACK/BYE)', async () => {
@@ -73,7 +82,7 @@ describe('digest authentication', () => {
   });
 
   it('a password that cannot be read (replicas down, never cached) gives 503, never 403', async () => {
-    for (const replica of edge.topology.replicas) replica.freeze();
+    await replicasDown();
     try {
       const r = await digestCall('acct-digest-cold', 'digest-pass-2', '503');
       assertSippRan(r, 'digest, replicas down');
@@ -87,7 +96,7 @@ describe('digest authentication', () => {
 
 describe('when the edge cannot know', () => {
   it('both replicas down and the account never cached: 503 with Retry-After and a Reason naming the cause', async () => {
-    for (const replica of edge.topology.replicas) replica.freeze();
+    await replicasDown();
     try {
       const r = await edge.call('acct-cold');
       assertSippRan(r, 'acct-cold');

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { assertSippRan, edgeUnderTest, finalsReceived, type EdgeUnderTest } from '../helpers/edge-under-test.js';
 import { runSipp, startSipp, stopAllSipp } from '../helpers/sipp.js';
 
@@ -13,7 +13,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 beforeAll(async () => {
   edge = await edgeUnderTest({
     seed: { 'acct-two': { enabled: true, balance: 100, rate: 0.01, max_channels: 2 } },
-    config: (generated) => ({ ...generated, overload: { max_in_flight: 2 }, decision_header: true, lookup: { replica_timeout_ms: 1500 } }),
+    config: (generated) => ({ ...generated, overload: { max_in_flight: 2 }, decision_header: true, lookup: { replica_timeout_ms: 3000 } }),
   });
 });
 afterAll(async () => {
@@ -42,8 +42,10 @@ describe('channel limit', () => {
 
 describe('overload guard', () => {
   it('above max_in_flight INVITEs being decided, answers 503 + Retry-After at once, never 403', async () => {
-    // Replicas that take a second to answer keep INVITEs in flight.
-    await Promise.all(edge.topology.replicas.map((r) => r.pause(1200)));
+    // Replicas that take a while to answer keep INVITEs in flight, once the edge has noticed them
+    // (a probe timed out): until then its local copy answers from memory.
+    await Promise.all(edge.topology.replicas.map((r) => r.pause(2500)));
+    await vi.waitFor(() => expect(edge.path.edge.pool.replicas.some((r) => r.inSync)).toBe(false), { timeout: 2000 });
     const burst = await runSipp({ scenario: 'edge-uac', vars: { HOLD: '10' }, remote: edge.path.sipTarget, injection: [['acct-ok']], service: 'callee', calls: 6, rate: 200, limit: 6 });
     const finals = finalsReceived(burst);
     const overloaded = finals.filter((f) => f.status === 503);
