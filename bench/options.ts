@@ -26,7 +26,8 @@ export function configureBenchCommand(cmd: Command): Command {
     .option('--p99-limit <ms>', 'capacity: p99 PDD limit', num)
     .option('--fail-limit <pct>', 'capacity: failed calls limit, percent', num)
     .option('--out <dir>', 'results directory (default bench/results)')
-    .option('--keep-traces', "keep SIPp's raw message traces in the run directory");
+    .option('--keep-traces', "keep SIPp's raw message traces in the run directory")
+    .option('--profile', "run the edge with node --cpu-prof (.cpuprofile files in the run directory); the report lists its top functions");
 }
 
 export function benchOptionsOf(opts: Record<string, unknown>): BenchOptions {
@@ -46,6 +47,7 @@ export function benchOptionsOf(opts: Record<string, unknown>): BenchOptions {
   set('failLimitPct', n('failLimit'));
   if (typeof opts.out === 'string') o.outDir = opts.out;
   if (opts.keepTraces === true) o.keepTraces = true;
+  if (opts.profile === true) o.cpuProfile = true;
   return o;
 }
 
