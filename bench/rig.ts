@@ -68,6 +68,8 @@ export async function startRig(options: RigOptions): Promise<Rig> {
 
     let edge: EdgeProcess | undefined;
     const edges: EdgeProcess[] = [];
+    // After stop() (the end, a failure, the watchdog), a run still unwinding must not start an edge.
+    let stopped = false;
     const stopEdge = async () => {
       const e = edge;
       edge = undefined;
@@ -86,6 +88,7 @@ export async function startRig(options: RigOptions): Promise<Rig> {
       edges,
       async useEdge(gated, label) {
         await stopEdge();
+        if (stopped) throw new Error('bench rig: stopped');
         const next = await startEdgeProcess({
           config: configFor(gated),
           gated,
@@ -93,13 +96,18 @@ export async function startRig(options: RigOptions): Promise<Rig> {
           runDir: options.runDir,
           cpuProfile: options.cpuProfile,
         });
-        edge = next;
         edges.push(next);
+        if (stopped) {
+          await next.stop();
+          throw new Error('bench rig: stopped');
+        }
+        edge = next;
         rig.gated = gated;
         logger.info({ pid: next.pid, gated, admin: next.adminUrl }, 'bench: edge process ready');
       },
       stopEdge,
       stop: async () => {
+        stopped = true;
         await stopEdge().catch((err: unknown) => logger.warn({ err }, 'bench: edge stop failed'));
         await stopAll();
       },
