@@ -55,6 +55,14 @@ export function benchOptionsOf(opts: Record<string, unknown>): BenchOptions {
 export async function runFromCli(profile: ProfileName, opts: Record<string, unknown>): Promise<void> {
   // Imported here: the reporting libraries are devDependencies, only needed when benchmarking.
   const { runBench } = await import('./bench.js');
+  // Ctrl-C or a kill: leave through process.exit, whose hooks kill every process this run started
+  // (redis-server, SIPp, the engine, the edge); the default signal death would skip them.
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`bench: ${signal}: stopping everything this run started\n`);
+      process.exit(code);
+    });
+  }
   const summary = await runBench(profile, benchOptionsOf(opts));
   process.stdout.write(JSON.stringify(summary) + '\n');
 }
