@@ -6,6 +6,7 @@ import { packageRoot, stopAllSipp } from '../src/dev/sipp.js';
 import type { Logger } from '../src/log.js';
 import { callSequence, makeAccounts, type AccountSet } from './accounts.js';
 import { startControllerIfAvailable, type ControllerHandle } from './controller-hook.js';
+import { topFunctions } from './cpu-profile.js';
 import { driveArm, type ArmResult } from './load.js';
 import { PROFILES, resolveOptions, type Arm, type BenchOptions, type Profile, type ProfileName, type ResolvedOptions } from './profiles.js';
 import { writeReport, type ReportArm, type ReportInput } from './report.js';
@@ -36,9 +37,18 @@ export interface Summary {
   ratio_p99: number | null;
   false_403: number;
   unexpected_503: number;
-  /** Max RSS of the Node process running the edge. In-process: runner + engine + edge. */
-  edge_rss_mb: number;
+  /** Peak RSS (VmHWM) of the edge processes (one per arm), MB. */
+  edge_rss_mb: number | null;
+  /** CPU time (user + system, from /proc) of the edge process over the measured phase / calls, per mode. */
+  edge_cpu_us_per_call: CpuPerCall;
+  /** The same for the SIP server process when it is ours (the embedded engine); null for an external one. */
+  sip_server_cpu_us_per_call: CpuPerCall | null;
+  sip_server: string;
   edge_process: string;
+  /** Per measured arm (capacity: per step): calls, CPU per call, edge peak RSS. */
+  per_arm: { arm: string; gated: boolean; cps: number; calls: number; edge_cpu_us_per_call: number | null; sip_server_cpu_us_per_call: number | null; edge_rss_mb: number | null }[];
+  /** With --profile: the edges' .cpuprofile files (the CPU figures then include the profiler's cost). */
+  cpu_profiles?: string[];
   answered_503: number;
   no_answer: number;
   from_cache: number;
@@ -59,12 +69,18 @@ export interface Summary {
   chart_svg: string;
 }
 
+export interface CpuPerCall {
+  gated: number | null;
+  ungated: number | null;
+}
+
 export interface CapacityStep {
   cps: number;
   calls: number;
   failed_pct: number;
   pdd_p50_ms: number | null;
   pdd_p99_ms: number | null;
+  edge_cpu_us_per_call: number | null;
   passed: boolean;
 }
 
@@ -78,7 +94,8 @@ export interface RunHooks {
   note?: (line: string) => void;
 }
 
-const EDGE_PROCESS = 'in-process: the edge, the embedded SIP engine and the runner share one Node process (SIPp and redis-server are child processes)';
+const EDGE_PROCESS =
+  'own process: the edge runs as `credit-edge edge --config FILE` (a fresh process per arm, logging at info to edge.log), the SIP server in another process, redis-server, SIPp and this runner in theirs; CPU from /proc/<pid>/stat over the measured phase, RSS = the edge process\'s VmHWM';
 
 export async function runBench(name: ProfileName, options: BenchOptions = {}, hooks: RunHooks = {}): Promise<Summary> {
   const profile = PROFILES[name];
@@ -90,8 +107,9 @@ export async function runBench(name: ProfileName, options: BenchOptions = {}, ho
   mkdirSync(runDir, { recursive: true });
   const loadStart = os.loadavg();
 
-  // The edge logs as in production (info, one line per decision), to a file: its cost is measured.
-  const logDest = pino.destination({ dest: path.join(runDir, 'edge.log'), sync: false, minLength: 8192 });
+  // The runner's own log (topology, faults). The edge process logs as in production (info, one
+  // line per decision) to edge.log: its cost is in the edge's CPU figures.
+  const logDest = pino.destination({ dest: path.join(runDir, 'runner.log'), sync: false, minLength: 8192 });
   const logger: Logger = pino({ level: 'info', base: { service: 'credit-edge' } }, logDest);
 
   // Bounded in time: twice the plan plus two minutes; on expiry everything started is stopped.
@@ -108,24 +126,30 @@ export async function runBench(name: ProfileName, options: BenchOptions = {}, ho
     note(`${name}: ${profile.description} (about ${planS} s)`);
     const measured = await Promise.race([
       (async () => {
-        const rig = (started.rig = await startRig({ sentinels: profile.sentinels, logger }));
+        const rig = (started.rig = await startRig({ sentinels: profile.sentinels, logger, runDir, cpuProfile: o.cpuProfile }));
         const accounts = makeAccounts(o.accounts);
         await rig.topology.seed(accounts.seed);
-        note(`rig up: engine ${rig.sipTarget}, ${rig.topology.replicas.length} replicas, ${profile.sentinels} sentinels; ${Object.keys(accounts.seed).length} of ${o.accounts} accounts seeded`);
+        note(`rig up: ${rig.sipServer.kind} ${rig.sipTarget}, ${rig.topology.replicas.length} replicas, ${profile.sentinels} sentinels; ${Object.keys(accounts.seed).length} of ${o.accounts} accounts seeded`);
         if (profile.controller) {
           const c = await startControllerIfAvailable({ topology: rig.topology, logger });
           if (c.handle) started.controller = c.handle;
           started.controllerStatus = c.status;
           note(`controller: ${c.status}`);
         }
-        return profile.kind === 'capacity' ? runCapacity(rig, accounts, o, logger, note) : runArms(rig, profile.arms(o), accounts, o, logger, note, runDir);
+        const run = await (profile.kind === 'capacity' ? runCapacity(rig, accounts, o, logger, note) : runArms(rig, profile.arms(o), accounts, o, logger, note, runDir));
+        // The last edge stops here, so that its .cpuprofile is written before the report reads it.
+        await rig.stopEdge();
+        return run;
       })(),
       expired,
     ]);
-    const summary = summarize(profile, o, measured, { startedAt, loadStart, runDir, controller: started.controller ? `running; at the end: ${started.controller.status()}` : started.controllerStatus });
+    const rig = started.rig!;
+    const summary = summarize(profile, o, measured, { startedAt, loadStart, runDir, sipServer: rig.sipServer.kind, controller: started.controller ? `running; at the end: ${started.controller.status()}` : started.controllerStatus });
+    const cpuProfiles = rig.edges.flatMap((e) => (e.cpuProfileFile ? [{ file: e.cpuProfileFile, gated: e.gated }] : []));
+    if (cpuProfiles.length > 0) summary.cpu_profiles = cpuProfiles.map((p) => p.file);
     writeFileSync(path.join(runDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
     writeCallsCsv(path.join(runDir, 'calls.csv'), measured.arms);
-    await writeReport(reportInput(profile, o, summary, measured), runDir);
+    await writeReport({ ...reportInput(profile, o, summary, measured), cpuTop: cpuTopOf(cpuProfiles) }, runDir);
     note(`results in ${path.relative(process.cwd(), runDir) || runDir}`);
     finished = true;
     return summary;
@@ -171,7 +195,7 @@ async function runArms(rig: Rig, arms: Arm[], accounts: AccountSet, o: ResolvedO
     out.push({ result, judged });
     const f = figuresOf(pddsOf(judged));
     const c = countsOf(judged);
-    note(`${arm.label} @${arm.cps} cps: ${c.calls} calls, p50 ${f?.p50 ?? '-'} ms, p99 ${f?.p99 ?? '-'} ms, failed ${c.failed_calls}, false 403 ${c.false_403}, unexpected 503 ${c.unexpected_503}`);
+    note(`${arm.label} @${arm.cps} cps: ${c.calls} calls, p50 ${f?.p50 ?? '-'} ms, p99 ${f?.p99 ?? '-'} ms, failed ${c.failed_calls}, false 403 ${c.false_403}, unexpected 503 ${c.unexpected_503}, edge CPU ${perCall(result.cpu.edgeMs, c.calls) ?? '-'} µs/call`);
   }
   return { arms: out };
 }
@@ -196,7 +220,7 @@ async function runCapacity(rig: Rig, accounts: AccountSet, o: ResolvedOptions, l
     const c = countsOf(judged);
     const failedPct = c.calls > 0 ? (c.failed_calls / c.calls) * 100 : 100;
     const passed = f !== undefined && f.p99 < o.p99LimitMs && failedPct < o.failLimitPct;
-    steps.push({ cps, calls: c.calls, failed_pct: Math.round(failedPct * 1000) / 1000, pdd_p50_ms: f?.p50 ?? null, pdd_p99_ms: f?.p99 ?? null, passed });
+    steps.push({ cps, calls: c.calls, failed_pct: Math.round(failedPct * 1000) / 1000, pdd_p50_ms: f?.p50 ?? null, pdd_p99_ms: f?.p99 ?? null, edge_cpu_us_per_call: perCall(result.cpu.edgeMs, c.calls), passed });
     note(`capacity ${cps} cps: ${c.calls} calls, p99 ${f?.p99 ?? '-'} ms, failed ${failedPct.toFixed(3)}% -> ${passed ? 'under' : 'OVER'} the limits`);
     if (!passed) break;
   }
@@ -205,7 +229,23 @@ async function runCapacity(rig: Rig, accounts: AccountSet, o: ResolvedOptions, l
 
 const nul = (x: number | undefined) => (x === undefined ? null : x);
 
-function summarize(profile: Profile, o: ResolvedOptions, run: MeasuredRun, ctx: { startedAt: Date; loadStart: number[]; runDir: string; controller: string | undefined }): Summary {
+/** CPU ms over a number of calls, in µs per call (whole µs). */
+function perCall(cpuMs: number | null, calls: number): number | null {
+  return cpuMs === null || calls === 0 ? null : Math.round((cpuMs * 1000) / calls);
+}
+
+/** CPU per call of a set of arms: their CPU added up over their calls added up (null if any is unknown). */
+function cpuPerCallOf(arms: Measured[], which: 'edgeMs' | 'sipServerMs'): number | null {
+  if (arms.length === 0 || arms.some((m) => m.result.cpu[which] === null)) return null;
+  return perCall(arms.reduce((s, m) => s + m.result.cpu[which]!, 0), arms.reduce((s, m) => s + m.judged.length, 0));
+}
+
+function cpuTopOf(profiles: { file: string; gated: boolean }[]): ReportInput['cpuTop'] {
+  const modes = [true, false].map((gated) => ({ gated, top: topFunctions(profiles.filter((p) => p.gated === gated).map((p) => p.file), 25, packageRoot()) }));
+  return modes.flatMap(({ gated, top }) => (top ? [{ name: gated ? 'gated' : 'ungated', ...top }] : []));
+}
+
+function summarize(profile: Profile, o: ResolvedOptions, run: MeasuredRun, ctx: { startedAt: Date; loadStart: number[]; runDir: string; sipServer: string; controller: string | undefined }): Summary {
   const gatedArms = run.arms.filter((m) => m.result.arm.gated);
   const ungatedArms = run.arms.filter((m) => !m.result.arm.gated);
   // Capacity: the figures of the highest step under the limits (else of the first step).
@@ -246,8 +286,20 @@ function summarize(profile: Profile, o: ResolvedOptions, run: MeasuredRun, ctx: 
     ratio_p99: ungatedArms.length ? ratio(okGated?.p99, okUngated?.p99) : null,
     false_403: counts.false_403,
     unexpected_503: counts.unexpected_503,
-    edge_rss_mb: Math.max(0, ...run.arms.map((m) => m.result.rssMaxMb)),
+    edge_rss_mb: run.arms.some((m) => m.result.edgeRssMb !== null) ? Math.max(...run.arms.map((m) => m.result.edgeRssMb ?? 0)) : null,
+    edge_cpu_us_per_call: { gated: cpuPerCallOf(headline, 'edgeMs'), ungated: cpuPerCallOf(ungatedArms, 'edgeMs') },
+    sip_server_cpu_us_per_call: run.arms.every((m) => m.result.cpu.sipServerMs === null) ? null : { gated: cpuPerCallOf(headline, 'sipServerMs'), ungated: cpuPerCallOf(ungatedArms, 'sipServerMs') },
+    sip_server: ctx.sipServer,
     edge_process: EDGE_PROCESS,
+    per_arm: run.arms.map((m) => ({
+      arm: m.result.arm.label,
+      gated: m.result.arm.gated,
+      cps: m.result.arm.cps,
+      calls: m.judged.length,
+      edge_cpu_us_per_call: perCall(m.result.cpu.edgeMs, m.judged.length),
+      sip_server_cpu_us_per_call: perCall(m.result.cpu.sipServerMs, m.judged.length),
+      edge_rss_mb: m.result.edgeRssMb,
+    })),
     answered_503: counts.answered_503,
     no_answer: counts.no_answer,
     from_cache: counts.from_cache,

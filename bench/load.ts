@@ -4,13 +4,15 @@ import path from 'node:path';
 import { startSipp, type RttSample, type SippResult } from '../src/dev/sipp.js';
 import type { Logger } from '../src/log.js';
 import type { Arm } from './profiles.js';
+import { cpuMsOf, peakRssMbOf } from './proc-stats.js';
 import type { Rig } from './rig.js';
 import { readTrace, type CallTrace } from './trace.js';
 
 /**
  * Drives one arm: a SIPp UAC (sipp/edge-uac.xml) placing `cps` calls per second for `durationS`
  * seconds, one account per call from an injection file, with its message trace on; the arm's
- * faults fired on schedule meanwhile; the process RSS sampled. Bounded: SIPp has its own -timeout
+ * faults fired on schedule meanwhile; the CPU time of the edge process (and of the SIP server
+ * process, when it is ours) read from /proc at the arm's start and end. Bounded: SIPp has its own -timeout
  * and a hard kill, and every fault is awaited (each restores what it broke in a finally).
  */
 
@@ -34,8 +36,10 @@ export interface ArmResult {
   rtt: RttSample[];
   sipp: Pick<SippResult, 'exitCode' | 'signal' | 'killed' | 'successful' | 'failed'>;
   faults: FaultWindow[];
-  /** Largest RSS of this Node process (runner + engine + edge) seen during the arm, MB. */
-  rssMaxMb: number;
+  /** Over the measured phase: CPU ms of the edge process and of our SIP server process (null: not ours or gone). */
+  cpu: { edgeMs: number | null; sipServerMs: number | null };
+  /** Peak RSS (VmHWM) of the edge process at the arm's end, MB. */
+  edgeRssMb: number | null;
 }
 
 export interface DriveOptions {
@@ -54,8 +58,9 @@ export async function driveArm(o: DriveOptions): Promise<ArmResult> {
   const calls = Math.max(1, Math.round(arm.cps * arm.durationS));
   const dir = mkdtempSync(path.join(tmpdir(), 'credit-edge-bench-'));
   const traceFile = path.join(dir, 'messages.log');
-  const rss = { max: process.memoryUsage.rss() };
-  const sampler = setInterval(() => (rss.max = Math.max(rss.max, process.memoryUsage.rss())), 250);
+  const edgePid = rig.edge.pid;
+  const sipPid = rig.sipServer.pid;
+  const cpuAtStart = { edge: cpuMsOf(edgePid), sip: sipPid === undefined ? undefined : cpuMsOf(sipPid) };
   try {
     const sipp = await startSipp({
       scenario: 'edge-uac',
@@ -82,7 +87,7 @@ export async function driveArm(o: DriveOptions): Promise<ArmResult> {
             faults.push(w);
             o.logger.info({ fault: fault.label }, 'bench: fault start');
             fault
-              .run({ topology: rig.topology, edge: rig.edge, sipTarget: rig.sipTarget, mark: (label) => w.marks.push({ label, atMs: Date.now() }), figure: (name, value) => (w.figures[name] = value) })
+              .run({ topology: rig.topology, edgeAdmin: rig.edge.adminUrl, sipTarget: rig.sipTarget, mark: (label) => w.marks.push({ label, atMs: Date.now() }), figure: (name, value) => (w.figures[name] = value) })
               .catch((err: unknown) => {
                 w.error = err instanceof Error ? err.message : String(err);
                 o.logger.error({ fault: fault.label, err }, 'bench: fault failed');
@@ -96,6 +101,8 @@ export async function driveArm(o: DriveOptions): Promise<ArmResult> {
     );
     const result = await sipp.done;
     const endMs = Date.now();
+    const cpuAtEnd = { edge: cpuMsOf(edgePid), sip: sipPid === undefined ? undefined : cpuMsOf(sipPid) };
+    const edgeRssMb = peakRssMbOf(edgePid) ?? null;
     await Promise.all(running);
     const traces = o.warmup ? [] : await readTrace(traceFile);
     if (o.keepTraceAs && !o.warmup) copyFileSync(traceFile, o.keepTraceAs);
@@ -107,10 +114,12 @@ export async function driveArm(o: DriveOptions): Promise<ArmResult> {
       rtt: result.rtt,
       sipp: { exitCode: result.exitCode, signal: result.signal, killed: result.killed, successful: result.successful, failed: result.failed },
       faults,
-      rssMaxMb: Math.round((rss.max / 1048576) * 10) / 10,
+      cpu: { edgeMs: cpuSpent(cpuAtStart.edge, cpuAtEnd.edge), sipServerMs: cpuSpent(cpuAtStart.sip, cpuAtEnd.sip) },
+      edgeRssMb,
     };
   } finally {
-    clearInterval(sampler);
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+const cpuSpent = (start: number | undefined, end: number | undefined) => (start === undefined || end === undefined ? null : Math.round((end - start) * 10) / 10);

@@ -26,7 +26,8 @@ export function configureBenchCommand(cmd: Command): Command {
     .option('--p99-limit <ms>', 'capacity: p99 PDD limit', num)
     .option('--fail-limit <pct>', 'capacity: failed calls limit, percent', num)
     .option('--out <dir>', 'results directory (default bench/results)')
-    .option('--keep-traces', "keep SIPp's raw message traces in the run directory");
+    .option('--keep-traces', "keep SIPp's raw message traces in the run directory")
+    .option('--profile', "run the edge with node --cpu-prof (.cpuprofile files in the run directory); the report lists its top functions");
 }
 
 export function benchOptionsOf(opts: Record<string, unknown>): BenchOptions {
@@ -46,6 +47,7 @@ export function benchOptionsOf(opts: Record<string, unknown>): BenchOptions {
   set('failLimitPct', n('failLimit'));
   if (typeof opts.out === 'string') o.outDir = opts.out;
   if (opts.keepTraces === true) o.keepTraces = true;
+  if (opts.profile === true) o.cpuProfile = true;
   return o;
 }
 
@@ -53,6 +55,14 @@ export function benchOptionsOf(opts: Record<string, unknown>): BenchOptions {
 export async function runFromCli(profile: ProfileName, opts: Record<string, unknown>): Promise<void> {
   // Imported here: the reporting libraries are devDependencies, only needed when benchmarking.
   const { runBench } = await import('./bench.js');
+  // Ctrl-C or a kill: leave through process.exit, whose hooks kill every process this run started
+  // (redis-server, SIPp, the engine, the edge); the default signal death would skip them.
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`bench: ${signal}: stopping everything this run started\n`);
+      process.exit(code);
+    });
+  }
   const summary = await runBench(profile, benchOptionsOf(opts));
   process.stdout.write(JSON.stringify(summary) + '\n');
 }

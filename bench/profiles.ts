@@ -6,7 +6,7 @@ import { initDataset } from '../src/admin/dataset-command.js';
 import { parseConfig } from '../src/config/load.js';
 import { runSipp } from '../src/dev/sipp.js';
 import type { Topology } from '../src/dev/topology.js';
-import type { RunningEdge } from '../src/edge/start.js';
+import { metricSum, readDataset } from './edge-admin.js';
 
 /**
  * The benchmark profiles: what load, for how long, with which faults, and in which arms (gating
@@ -18,8 +18,8 @@ export const PROFILE_NAMES: ProfileName[] = ['smoke', 'baseline', 'resync', 'mas
 
 export interface FaultContext {
   topology: Topology;
-  /** The edge under measurement (in this process). */
-  edge: RunningEdge;
+  /** Base URL of the admin API of the edge under measurement (its own process): read it with bench/edge-admin.ts. */
+  edgeAdmin: string;
   /** host:port where callers send INVITEs. */
   sipTarget: string;
   /** Records an instant inside the fault's window (e.g. "failover done"), shown on the charts. */
@@ -60,6 +60,8 @@ export interface BenchOptions {
   outDir?: string;
   /** Keep SIPp's raw message traces in the run directory (tens of MB). */
   keepTraces?: boolean;
+  /** Run the edge with node --cpu-prof; the report lists its top functions by self time. */
+  cpuProfile?: boolean;
 }
 
 export interface Profile {
@@ -75,7 +77,7 @@ export interface Profile {
   controller?: boolean;
 }
 
-export type ResolvedOptions = Required<Omit<BenchOptions, 'outDir' | 'keepTraces'>> & { outDir: string; keepTraces: boolean };
+export type ResolvedOptions = Required<Omit<BenchOptions, 'outDir' | 'keepTraces' | 'cpuProfile'>> & { outDir: string; keepTraces: boolean; cpuProfile: boolean };
 
 
 /** Gated and ungated arms in ABBA order: G U, U G, G U... */
@@ -197,13 +199,13 @@ export const PROFILES: Record<ProfileName, Profile> = {
         {
           atS: at(o, 0.25),
           label: 'master restarted without its data',
-          async run({ topology, edge, mark, figure }) {
+          async run({ topology, edgeAdmin, mark, figure }) {
             reprovision = await snapshotAccounts(topology);
-            const served = () => cacheServes(edge);
+            const served = () => metricSum(edgeAdmin, 'credit_edge_stale_serves_total');
             const before = await served();
             const t0 = Date.now();
             const restarted = topology.restartMasterEmpty();
-            for (let waited = 0; (await served()) === before && waited < 20_000; waited += 10) await sleep(10);
+            while ((await served()) === before && Date.now() - t0 < 20_000) await sleep(10);
             figure('first_cache_answer_after_fault_s', (Date.now() - t0) / 1000);
             await restarted;
             mark('replicas in sync with the empty dataset');
@@ -212,7 +214,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
         {
           atS: at(o, 0.55),
           label: 'accounts re-provisioned, then `credit-edge dataset init`',
-          async run({ topology, edge, mark, figure }) {
+          async run({ topology, edgeAdmin, mark, figure }) {
             const pipeline = topology.master.client.pipeline();
             for (const [key, hash] of reprovision) pipeline.hset(key, hash);
             for (const [err] of (await pipeline.exec()) ?? []) if (err) throw err;
@@ -226,7 +228,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
             }
             mark('dataset declared');
             const id = await topology.master.client.hget(DATASET_KEY, 'id');
-            for (let waited = 0; edge.dataset.id !== id && waited < 20_000; waited += 10) await sleep(10);
+            while ((await readDataset(edgeAdmin)).id !== id && Date.now() - t0 < 20_000) await sleep(10);
             figure('dataset_readable_after_init_s', (Date.now() - t0) / 1000);
           },
         },
@@ -275,6 +277,7 @@ export function resolveOptions(profile: Profile, o: BenchOptions, defaultOutDir:
     failLimitPct: o.failLimitPct ?? 0.1,
     outDir: o.outDir ?? defaultOutDir,
     keepTraces: o.keepTraces ?? false,
+    cpuProfile: o.cpuProfile ?? false,
   };
 }
 
@@ -294,9 +297,4 @@ async function snapshotAccounts(topology: Topology): Promise<[string, Record<str
     keys.forEach((key, i) => out.push([key, replies[i]![1] as Record<string, string>]));
   } while (cursor !== '0');
   return out;
-}
-
-async function cacheServes(edge: RunningEdge): Promise<number> {
-  const metric = await edge.metrics.staleServes.get();
-  return metric.values.reduce((sum, v) => sum + v.value, 0);
 }

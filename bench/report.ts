@@ -4,6 +4,7 @@ import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { TopLevelSpec } from 'vega-lite';
 import type { CapacityStep, Summary } from './bench.js';
+import type { TopFunctions } from './cpu-profile.js';
 import type { FaultWindow } from './load.js';
 import type { ProfileName, ResolvedOptions } from './profiles.js';
 import { cdfOf, figuresOf, type JudgedCall } from './stats.js';
@@ -34,6 +35,8 @@ export interface ReportInput {
   /** Named PDD samples for the CDF and the comparison. */
   groups: { name: string; pdds: number[] }[];
   steps?: CapacityStep[];
+  /** With --profile: the edge's top functions by self time, per mode (gated / ungated). */
+  cpuTop?: ({ name: string } & TopFunctions)[];
 }
 
 const WIDTH = 860;
@@ -299,6 +302,17 @@ function capacitySpec(input: ReportInput): TopLevelSpec {
 
 // ------------------------------------------------------------------ page
 
+function cpuTopSection(modes: ReportInput['cpuTop']): string {
+  if (!modes || modes.length === 0) return '';
+  const table = (m: NonNullable<ReportInput['cpuTop']>[number]) =>
+    `<h3>${esc(m.name)}: ${m.files} edge process(es), ${m.busyMs} ms busy, ${m.idleMs} ms idle</h3><table><tr><th>self ms</th><th>% of busy</th><th>function</th><th>where</th></tr>` +
+    m.top.map((f) => `<tr><td>${f.selfMs}</td><td>${f.pct}</td><td>${esc(f.functionName)}</td><td>${esc(f.location)}</td></tr>`).join('\n') +
+    '</table>';
+  return `<h2>Edge CPU profile: top functions by self time</h2>
+<p class="note">From the edge's node --cpu-prof profiles (each covers a whole edge process: start-up, warm-up and the measured arm), samples added up by function (name + script:line) over all call paths.</p>
+${modes.map(table).join('\n')}`;
+}
+
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
@@ -317,7 +331,9 @@ function page(input: ReportInput, charts: { title: string; caption: string; svg:
     ['unexpected 503', s.unexpected_503],
     ['503 answered / no answer', `${s.answered_503} / ${s.no_answer}`],
     ['rejections from the stale cache', s.from_cache],
-    ['edge RSS (MB)', s.edge_rss_mb],
+    ['edge CPU per call (µs), gated / ungated', `${s.edge_cpu_us_per_call.gated ?? '-'} / ${s.edge_cpu_us_per_call.ungated ?? '-'}`],
+    ['SIP server CPU per call (µs), gated / ungated', s.sip_server_cpu_us_per_call ? `${s.sip_server_cpu_us_per_call.gated ?? '-'} / ${s.sip_server_cpu_us_per_call.ungated ?? '-'}` : 'not ours (external)'],
+    ['edge peak RSS (MB)', s.edge_rss_mb],
     ['outcomes', s.outcomes],
     ["SIPp rtd cross-check (whole ms) p50 / p99 / mean; trace mean", `${s.rtd_cross_check.rtd_p50_ms} / ${s.rtd_cross_check.rtd_p99_ms} / ${s.rtd_cross_check.rtd_mean_ms}; ${s.rtd_cross_check.trace_mean_ms}`],
     ['host', `${s.host.cpus} CPUs, load average ${s.host.loadavg_start.join(' ')} at start, ${s.host.loadavg_end.join(' ')} at end, Node ${s.host.node}`],
@@ -342,11 +358,13 @@ figure { margin: 18px 0 28px; } figcaption { color: #555; font-size: 13px; } .no
 <h2>Figures</h2><table>${headline.map(([k, v]) => row(k, v)).join('\n')}</table>
 <h2>Targets</h2><table><tr><th></th><th>target</th><th>value</th><th></th></tr>${targets}</table>
 ${charts.map((c) => `<figure><h2>${esc(c.title)}</h2>${c.svg}<figcaption>${esc(c.caption)}</figcaption></figure>`).join('\n')}
+${cpuTopSection(input.cpuTop)}
 <h2>How this was measured</h2>
 <ul class="note">
 <li>PDD = time from SIPp sending the INVITE to SIPp receiving the first 180/183 or final response, per call, from the microsecond timestamps of SIPp's message trace (-trace_msg); SIPp takes each stamp with gettimeofday() right after sendto() returns, and when it processes a received message; on a busy machine a descheduled SIPp stamps late, so single calls can be off by the time it waited for a CPU. SIPp's rtd (whole ms) is only a cross-check. 100 Trying does not count.</li>
-<li>${esc(s.edge_process)}. The edge's RSS is this process's RSS.</li>
-<li>The carrier is a SIPp UAS that rings and answers at once; the engine is the embedded development engine, not drachtio-server.</li>
+<li>Processes: ${esc(s.edge_process)}. SIP server: ${esc(s.sip_server)}.</li>
+<li>CPU per call: user + system time of the process from /proc/&lt;pid&gt;/stat, read when the arm's SIPp starts and when it ends (warm-up excluded), over the calls of the arm.${s.cpu_profiles ? ' This run had the edge under --cpu-prof: its CPU figures include the profiler\'s cost.' : ''}</li>
+<li>The carrier is a SIPp UAS that rings and answers at once.</li>
 <li>Accounts: ${o.accounts} (about 70% good, 10% disabled, 10% out of credit, 10% absent from Redis), called with a skewed popularity; every arm places the same call sequence, each on a freshly started edge after a ${o.warmupS} s warm-up.</li>
 <li>Gate cost ratio: gated / ungated PDD over calls for good accounts (routed in both arms). Ungated = config <code>bypass_gating: true</code>: the same edge and engine, every identified call routed to the default route with no lookup or decision.</li>
 <li>false 403: a 403 for an account with credit. unexpected 503: a 503 for an account an earlier call of the same arm had been answered for from its found state (so the edge's cache held it). failed calls: any answer other than the one the account should get (including correct 503s while the state was unknown).</li>

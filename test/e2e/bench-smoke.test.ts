@@ -1,23 +1,31 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packageRoot } from '../../src/dev/sipp.js';
 import { runBench, type Summary } from '../../bench/bench.js';
 import { readTrace, stampUs } from '../../bench/trace.js';
 
 /**
  * The benchmark runner works end to end (issue 7): the smoke profile runs against the real local
- * rig (Redis, engine, SIPp), and its output is complete. It asserts no speed: only that the figures
- * are all there, calls were placed, the report was written, and no account with credit got a 403.
+ * rig (Redis, the engine and the edge each in its own process, SIPp), and its output is complete. It
+ * asserts no speed: only that the figures are all there, calls were placed, the report was written,
+ * and no account with credit got a 403. The edge and the engine run from dist/, so it builds first.
  */
 
 const out = mkdtempSync(path.join(tmpdir(), 'bench-smoke-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
-const FIELDS = ['profile', 'cps', 'calls', 'failed_calls', 'pdd_p50_ms', 'pdd_p99_ms', 'pdd_max_ms', 'ratio_p50', 'ratio_p99', 'false_403', 'unexpected_503', 'edge_rss_mb'] as const;
+const FIELDS = ['profile', 'cps', 'calls', 'failed_calls', 'pdd_p50_ms', 'pdd_p99_ms', 'pdd_max_ms', 'ratio_p50', 'ratio_p99', 'false_403', 'unexpected_503', 'edge_rss_mb', 'edge_cpu_us_per_call'] as const;
 
 describe('bench smoke profile', () => {
+  beforeAll(() => {
+    const root = packageRoot();
+    execFileSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
+  }, 120_000);
+
   it('runs in under a minute and writes complete figures, a report and no false 403', async () => {
     const started = Date.now();
     const summary: Summary = await runBench('smoke', { outDir: out }, { note: () => undefined });
@@ -31,6 +39,16 @@ describe('bench smoke profile', () => {
     expect(summary.false_403).toBe(0);
     expect(summary.pdd_p50_ms!).toBeGreaterThan(0);
     expect(summary.pdd_max_ms!).toBeGreaterThanOrEqual(summary.pdd_p99_ms!);
+    // The edge ran in its own process, one per arm: CPU per call and peak RSS read from /proc.
+    expect(summary.edge_cpu_us_per_call.gated).toBeGreaterThan(0);
+    expect(summary.edge_cpu_us_per_call.ungated).toBeGreaterThan(0);
+    expect(summary.edge_rss_mb).toBeGreaterThan(0);
+    // The embedded engine is ours (its CPU too); an external drachtio-server is not.
+    if (process.env.DRACHTIO_HOST) expect(summary.sip_server_cpu_us_per_call).toBeNull();
+    else expect(summary.sip_server_cpu_us_per_call?.gated).toBeGreaterThan(0);
+    expect(summary.per_arm.map((a) => a.arm)).toEqual(['gated-1', 'ungated-1']);
+    const edgeLog = readFileSync(path.join(summary.results_dir, 'edge.log'), 'utf8');
+    expect(edgeLog).toMatch(/"callId":"[^"]+".*"msg":"decision"/);
     // Every account class was called and answered as it should be (gated arm).
     expect(Object.keys(summary.outcomes).sort()).toEqual(expect.arrayContaining(['403-forbidden', '403-no-credit', '403-not-enabled', 'routed']));
     expect(existsSync(summary.report)).toBe(true);

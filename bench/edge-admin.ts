@@ -1,0 +1,56 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { adminRequest } from '../src/admin/client.js';
+
+/**
+ * What the benchmark reads from the edge under measurement, through its admin API (the edge runs
+ * in its own process): readiness, a metric, the dataset it reads.
+ */
+
+/** The sum of every series of a metric in GET /metrics (Prometheus text), e.g. all causes of a counter. */
+export async function metricSum(adminUrl: string, name: string): Promise<number> {
+  const { status, body } = await adminRequest({ url: adminUrl }, 'GET', '/metrics', 5000);
+  if (status !== 200 || typeof body !== 'string') throw new Error(`GET ${adminUrl}/metrics: HTTP ${status}`);
+  return sumOfSeries(body, name);
+}
+
+/** Pure part of metricSum: sample lines `name value` or `name{labels} value`. */
+export function sumOfSeries(text: string, name: string): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name) || (line[name.length] !== ' ' && line[name.length] !== '{')) continue;
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(value)) sum += value;
+  }
+  return sum;
+}
+
+export interface EdgeDataset {
+  id: string | null;
+  replicas: { name: string; dataset: string }[];
+  absenceGuard: unknown;
+}
+
+/** GET /dataset: which dataset the edge reads, each replica's dataset problem, the mass-absence guard. */
+export async function readDataset(adminUrl: string): Promise<EdgeDataset> {
+  const { status, body } = await adminRequest({ url: adminUrl }, 'GET', '/dataset', 5000);
+  if (status !== 200) throw new Error(`GET ${adminUrl}/dataset: HTTP ${status}`);
+  return body as EdgeDataset;
+}
+
+/** Waits until GET /readyz answers 200 (connected to the SIP server, a replica in sync). */
+export async function waitReady(adminUrl: string, timeoutMs: number, alive: () => boolean): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer yet';
+  while (Date.now() < deadline) {
+    if (!alive()) throw new Error('the edge exited');
+    try {
+      const { status, body } = await adminRequest({ url: adminUrl }, 'GET', '/readyz', 2000);
+      if (status === 200) return;
+      last = `HTTP ${status} ${JSON.stringify(body)}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await sleep(50);
+  }
+  throw new Error(`the edge was not ready after ${timeoutMs} ms (${last})`);
+}

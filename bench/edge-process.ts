@@ -1,0 +1,65 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { startCli } from './cli-process.js';
+import { waitReady } from './edge-admin.js';
+
+/**
+ * The edge under measurement, run as production runs it: `credit-edge edge --config FILE` in its
+ * own Node process (the embedded engine disabled in that file), logging pino JSON at info to
+ * edge.log in the run directory, its admin API on a free loopback port. With `cpuProfile`, Node's
+ * --cpu-prof writes a .cpuprofile into the run directory when the process exits.
+ */
+
+export interface EdgeProcess {
+  pid: number;
+  gated: boolean;
+  /** Base URL of its admin API (GET /metrics, /dataset, /readyz). */
+  adminUrl: string;
+  /** The .cpuprofile it writes on exit (with cpuProfile). */
+  cpuProfileFile?: string;
+  running(): boolean;
+  stop(): Promise<void>;
+}
+
+export interface EdgeProcessOptions {
+  /** The edge's config (written as a file the process reads); admin.listen and the engine are set here. */
+  config: Record<string, unknown>;
+  gated: boolean;
+  /** Names the config file and the profile: edge-<label>.json, edge-<label>.cpuprofile. */
+  label: string;
+  runDir: string;
+  cpuProfile: boolean;
+}
+
+export async function startEdgeProcess(o: EdgeProcessOptions): Promise<EdgeProcess> {
+  const configFile = path.join(o.runDir, `edge-${o.label}.json`);
+  const config = { ...o.config, admin: { listen: '127.0.0.1:0' }, sip: { ...(o.config.sip as object), embedded_engine: { enabled: false } } };
+  // It holds the SIP server's secret: readable by this user only.
+  writeFileSync(configFile, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+  const profileName = `edge-${o.label}.cpuprofile`;
+  const edge = startCli({
+    name: `edge ${o.label}`,
+    args: ['edge', '--config', configFile],
+    nodeFlags: o.cpuProfile ? ['--cpu-prof', '--cpu-prof-dir', o.runDir, '--cpu-prof-name', profileName] : [],
+    stdoutFile: path.join(o.runDir, 'edge.log'),
+    stderrFile: path.join(o.runDir, 'edge.stderr.log'),
+  });
+  try {
+    const m = await edge.waitForOutput(/admin (http:\/\/[^;\s]+)/, 20_000);
+    const adminUrl = m[1]!;
+    await waitReady(adminUrl, 30_000, () => edge.running).catch((err: Error) => {
+      throw new Error(`edge ${o.label} (pid ${edge.pid}): ${err.message}: ${edge.tail()}`);
+    });
+    return {
+      pid: edge.pid,
+      gated: o.gated,
+      adminUrl,
+      ...(o.cpuProfile && { cpuProfileFile: path.join(o.runDir, profileName) }),
+      running: () => edge.running,
+      stop: () => edge.stop(),
+    };
+  } catch (err) {
+    await edge.stop();
+    throw err;
+  }
+}

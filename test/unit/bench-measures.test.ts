@@ -1,0 +1,78 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { topFunctions } from '../../bench/cpu-profile.js';
+import { sumOfSeries } from '../../bench/edge-admin.js';
+import { clockTicksPerSecond, cpuMsOf, peakRssMbOf } from '../../bench/proc-stats.js';
+
+/** The benchmark's own measuring parts: /proc readings, the metrics text, .cpuprofile ranking. */
+
+const dir = mkdtempSync(path.join(tmpdir(), 'bench-measures-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('process figures from /proc', () => {
+  it('reads CPU time that grows with work done, and a peak RSS', () => {
+    expect(clockTicksPerSecond()).toBeGreaterThan(0);
+    const before = cpuMsOf(process.pid)!;
+    let x = 0;
+    for (const end = Date.now() + 200; Date.now() < end; ) x += Math.sqrt(x + 1);
+    expect(x).toBeGreaterThan(0);
+    expect(cpuMsOf(process.pid)!).toBeGreaterThan(before);
+    expect(peakRssMbOf(process.pid)).toBeGreaterThan(1);
+  });
+
+  it('says undefined for a process that is not there', () => {
+    expect(cpuMsOf(2 ** 22 + 1)).toBeUndefined();
+    expect(peakRssMbOf(2 ** 22 + 1)).toBeUndefined();
+  });
+});
+
+describe('metric sums from GET /metrics', () => {
+  it('adds every series of the named metric, and only of that one', () => {
+    const text = [
+      '# HELP credit_edge_stale_serves_total Decisions taken from the stale cache',
+      '# TYPE credit_edge_stale_serves_total counter',
+      'credit_edge_stale_serves_total{cause="no replica in sync"} 3',
+      'credit_edge_stale_serves_total{cause="timeout"} 4',
+      'credit_edge_stale_serves_total_extra 100',
+      'credit_edge_decisions_total{outcome="route"} 9',
+    ].join('\n');
+    expect(sumOfSeries(text, 'credit_edge_stale_serves_total')).toBe(7);
+    expect(sumOfSeries(text, 'credit_edge_absent_metric')).toBe(0);
+  });
+});
+
+describe('top functions from .cpuprofile files', () => {
+  it('gives each sample the time to the next one, adds up a function over call paths and files, and leaves idle out', () => {
+    const frame = (functionName: string, url = '', lineNumber = 0) => ({ functionName, url, lineNumber, columnNumber: 0, scriptId: '1' });
+    const profile = {
+      nodes: [
+        { id: 1, callFrame: frame('(root)'), children: [2, 3, 4] },
+        { id: 2, callFrame: frame('decide', `file://${dir}/dist/src/policy/decide.js`, 9), children: [] },
+        { id: 3, callFrame: frame('(idle)'), children: [] },
+        { id: 4, callFrame: frame('onInvite', `file://${dir}/dist/src/edge/app.js`, 41), children: [5] },
+        { id: 5, callFrame: frame('decide', `file://${dir}/dist/src/policy/decide.js`, 9), children: [] },
+      ],
+      samples: [2, 3, 5, 4, 2],
+      // µs before each sample: sample i lasts timeDeltas[i + 1].
+      timeDeltas: [0, 1000, 5000, 2000, 3000],
+    };
+    const a = path.join(dir, 'a.cpuprofile');
+    const b = path.join(dir, 'b.cpuprofile');
+    writeFileSync(a, JSON.stringify(profile));
+    writeFileSync(b, JSON.stringify({ ...profile, samples: [4, 2], timeDeltas: [0, 500] }));
+    const top = topFunctions([a, b, path.join(dir, 'missing.cpuprofile')], 25, dir)!;
+    expect(top.files).toBe(2);
+    expect(top.idleMs).toBe(5);
+    // decide: 1 ms (a) + 2 ms (a, via onInvite) + 0 (a, last sample) + 0 (b, last); onInvite: 3 ms (a) + 0.5 ms (b).
+    expect(top.top).toEqual([
+      { functionName: 'onInvite', location: 'dist/src/edge/app.js:42', selfMs: 3.5, pct: 53.8 },
+      { functionName: 'decide', location: 'dist/src/policy/decide.js:10', selfMs: 3, pct: 46.2 },
+    ]);
+  });
+
+  it('says undefined when no profile was written', () => {
+    expect(topFunctions([path.join(dir, 'none.cpuprofile')])).toBeUndefined();
+  });
+});
