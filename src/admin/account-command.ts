@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { ACCOUNT_ID_PATTERN, accountKey, BadAccountValue, parseAccount } from '../accounts/account.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { reindexArgs } from '../calls/totals.js';
 import { appendAudit } from '../control/audit.js';
 import { FencedMaster } from '../control/master.js';
 import { BLOCKED_BY_FIELD, EVIDENCE_FIELD } from '../control/projection.js';
@@ -107,6 +108,9 @@ async function changeAccount(
   const result = await master.write(fenced.fence, (tx) => {
     if (change.hdel.length > 0) tx.hdel(key, ...change.hdel);
     if (Object.keys(change.hset).length > 0) tx.hset(key, change.hset);
+    // The account's runs-dry entry follows its balance and block at once (a top-up lifts a block of
+    // the controller's in its next round, not at the next sweep).
+    tx.eval(...reindexArgs(id, key));
     if (change.audit) {
       const by = `${OPERATOR_MARK}:${os.userInfo().username}@${os.hostname()}`;
       const at = new Date().toISOString();

@@ -1,0 +1,176 @@
+import type { Redis } from 'ioredis';
+import { ACCOUNT_ID_PATTERN, ACCOUNT_KEY_PREFIX, accountKey } from '../accounts/account.js';
+import { DATASET_KEY } from '../accounts/dataset.js';
+import { CALLS_INDEX_KEY, callsKey } from '../calls/records.js';
+import { BLOCKED_RUNS_DRY_KEY, EDGES_KEY, LAYOUT_KEY, LAYOUT_VERSION, parseTotals, RECONCILE_LUA, RUNS_DRY_KEY, TOTALS_PREFIX, totalsKey } from '../calls/totals.js';
+import type { Logger } from '../log.js';
+import type { ControllerMetrics } from './metrics.js';
+import { assessTotals, type Assessment } from './projection.js';
+import { BLOCKED_INDEX_KEY } from './reads.js';
+
+/**
+ * The reconciliation sweep: a slice of the keyspace each round (SCAN), so that every account is
+ * visited once per `sweepMs` whatever the size of the dataset. For each account it recomputes the
+ * call totals (from the records when their count disagrees, and from every record every
+ * `fullEvery` passes) and the runs-dry index entry from the hash, which catches balances edited
+ * directly (a billing system, not `credit-edge account set`). What it corrects is counted and logged.
+ *
+ * Its writes are derived data recomputed from the truth, one atomic script per account, so they go
+ * as a pipeline on the fenced connection, not as one MULTI: a MULTI of thousands of scripts would
+ * hold the master for its whole length. Each script checks the dataset marker itself.
+ */
+
+export interface SweepSettings {
+  sweepMs: number;
+  roundMs: number;
+  fullEvery: number;
+}
+
+/** The account a key belongs to (account hash, call records or call totals), if any. */
+export function accountOfKey(key: string): string | undefined {
+  let id: string | undefined;
+  if (key.startsWith(ACCOUNT_KEY_PREFIX)) id = key.slice(ACCOUNT_KEY_PREFIX.length);
+  else if (key.startsWith(TOTALS_PREFIX)) id = key.slice(TOTALS_PREFIX.length);
+  else if (key.startsWith('calls:') && key !== CALLS_INDEX_KEY && key !== EDGES_KEY && key !== LAYOUT_KEY) id = key.slice('calls:'.length);
+  return id !== undefined && ACCOUNT_ID_PATTERN.test(id) ? id : undefined;
+}
+
+export function reconcileArgs(id: string, full: boolean): (string | number)[] {
+  return [RECONCILE_LUA, 8, callsKey(id), accountKey(id), totalsKey(id), RUNS_DRY_KEY, BLOCKED_RUNS_DRY_KEY, EDGES_KEY, DATASET_KEY, CALLS_INDEX_KEY, id, full ? '1' : '0'];
+}
+
+export interface ReconcileResult {
+  accounts: number;
+  calls: number;
+  totalsFixed: string[];
+  indexFixed: string[];
+  /** Accounts with something to judge whose state does not parse. */
+  unjudgeable: string[];
+  /** The dataset marker was missing: nothing was written. */
+  noDataset: boolean;
+}
+
+/** Runs the reconcile script for these accounts, pipelined. */
+export async function reconcile(client: Redis, ids: string[], full: boolean): Promise<ReconcileResult> {
+  const out: ReconcileResult = { accounts: 0, calls: 0, totalsFixed: [], indexFixed: [], unjudgeable: [], noDataset: false };
+  if (ids.length === 0) return out;
+  const pipeline = client.pipeline();
+  for (const id of ids) pipeline.eval(...(reconcileArgs(id, full) as [string, number, ...string[]]));
+  const replies = (await pipeline.exec()) ?? [];
+  ids.forEach((id, i) => {
+    const [err, reply] = replies[i] ?? [new Error('no reply'), null];
+    if (err) throw err;
+    const [totals, index, status, calls] = reply as number[];
+    if (totals === -1) {
+      out.noDataset = true;
+      return;
+    }
+    out.accounts++;
+    out.calls += calls ?? 0;
+    if (totals === 1) out.totalsFixed.push(id);
+    if (index === 1) out.indexFixed.push(id);
+    if (status === 2) out.unjudgeable.push(id);
+  });
+  return out;
+}
+
+export class Sweep {
+  private cursor = '0';
+  private passes = 0;
+  private passStartedAt = -Infinity;
+  private pass = { accounts: 0, calls: 0, corrected: 0 };
+
+  constructor(
+    private readonly s: SweepSettings,
+    private readonly logger: Logger,
+    private readonly metrics: ControllerMetrics,
+    /** Told about accounts the sweep found with something to judge but a state that does not parse. */
+    private readonly noteUnknown: (a: Assessment) => void,
+  ) {}
+
+  /** A new master or a new leader starts a fresh pass. */
+  restart(): void {
+    this.cursor = '0';
+    this.passStartedAt = -Infinity;
+    this.pass = { accounts: 0, calls: 0, corrected: 0 };
+  }
+
+  /** One slice: about dbsize x roundMs / sweepMs keys. */
+  async step(client: Redis, dbsize: number, now: number): Promise<void> {
+    if (this.cursor === '0') {
+      // A small dataset is swept in fewer rounds than the period: the next pass waits its turn.
+      if (now - this.passStartedAt < this.s.sweepMs) return;
+      this.passStartedAt = now;
+    }
+    const count = Math.max(100, Math.ceil((dbsize * this.s.roundMs) / this.s.sweepMs));
+    const [next, keys] = await client.scan(this.cursor, 'COUNT', count);
+    const ids = [...new Set(keys.map(accountOfKey).filter((id): id is string => id !== undefined))];
+    const full = (this.passes + 1) % this.s.fullEvery === 0;
+    const result = await reconcile(client, ids, full);
+    if (result.noDataset) return;
+    this.cursor = next;
+    this.pass.accounts += result.accounts;
+    this.pass.calls += result.calls;
+    this.report(result);
+    await this.explain(client, result.unjudgeable, now);
+    if (next === '0') {
+      this.passes++;
+      this.metrics.sweepPasses.inc();
+      this.metrics.callsInProgress.set(this.pass.calls);
+      this.logger.debug({ accounts: this.pass.accounts, calls: this.pass.calls, corrected: this.pass.corrected, full }, 'sweep pass done');
+      this.pass = { accounts: 0, calls: 0, corrected: 0 };
+    }
+  }
+
+  private report(result: ReconcileResult): void {
+    this.metrics.sweepAccounts.inc(result.accounts);
+    if (result.totalsFixed.length > 0) {
+      this.metrics.sweepCorrections.inc({ what: 'totals' }, result.totalsFixed.length);
+      this.logger.warn({ accounts: result.totalsFixed.slice(0, 50), count: result.totalsFixed.length }, 'sweep: call totals did not match the records: rebuilt from the records');
+    }
+    if (result.indexFixed.length > 0) {
+      this.metrics.sweepCorrections.inc({ what: 'index' }, result.indexFixed.length);
+      this.logger.warn({ accounts: result.indexFixed.slice(0, 50), count: result.indexFixed.length }, 'sweep: runs-dry index corrected (a balance or account edited without recomputing it, or totals rebuilt)');
+    }
+    this.pass.corrected += result.totalsFixed.length + result.indexFixed.length;
+  }
+
+  /** Reads the few accounts whose state does not parse, to count and log why (no action on them). */
+  private async explain(client: Redis, ids: string[], now: number): Promise<void> {
+    if (ids.length === 0) return;
+    const pipeline = client.pipeline();
+    for (const id of ids) pipeline.hgetall(accountKey(id)).hgetall(totalsKey(id));
+    const replies = (await pipeline.exec()) ?? [];
+    ids.forEach((id, i) => {
+      const [accountErr, account] = replies[2 * i] ?? [new Error('no reply'), null];
+      const [totalsErr, totals] = replies[2 * i + 1] ?? [new Error('no reply'), null];
+      const a = assessTotals(
+        { accountId: id, account: accountErr ? null : (account as Record<string, string>), totals: totalsErr ? null : (parseTotals(totals as Record<string, string>) ?? null) },
+        now,
+      );
+      if (a.kind === 'unknown') this.noteUnknown(a);
+    });
+  }
+}
+
+/**
+ * Records of the older layout (no totals, no index): builds both for every account with calls or
+ * with a block of ours, once, and marks the layout. Returns what it did; nothing without the
+ * dataset marker.
+ */
+export async function migrateLayout(client: Redis, logger: Logger): Promise<{ done: boolean; accounts: number; calls: number }> {
+  const [withCalls, blocked] = await Promise.all([client.smembers(CALLS_INDEX_KEY), client.smembers(BLOCKED_INDEX_KEY)]);
+  const ids = [...new Set([...withCalls, ...blocked])].filter((id) => ACCOUNT_ID_PATTERN.test(id));
+  let accounts = 0;
+  let calls = 0;
+  const started = Date.now();
+  for (let i = 0; i < ids.length; i += 500) {
+    const result = await reconcile(client, ids.slice(i, i + 500), true);
+    if (result.noDataset) return { done: false, accounts, calls };
+    accounts += result.accounts;
+    calls += result.calls;
+  }
+  await client.set(LAYOUT_KEY, LAYOUT_VERSION);
+  logger.warn({ accounts, calls, ms: Date.now() - started }, 'migration: built per-account call totals and the runs-dry index from the records of the older layout (once)');
+  return { done: true, accounts, calls };
+}
