@@ -122,6 +122,15 @@ async function changeAccount(
   return `account ${id} written on master ${result.address} (${replicas > 0 ? 'seen by a replica' : 'no replica acknowledged within 1 s'})`;
 }
 
+/** `account set`: the change, checked with the edge's parser, written fenced; returns the outcome line. */
+export async function setAccount(master: FencedMaster, id: string, change: AccountChange): Promise<string> {
+  return changeAccount(master, id, (current) => {
+    if (Object.keys(current).length === 0 && change.set.enabled === undefined) throw new Error(`no account ${id}: a new account needs enabled=1 or enabled=0`);
+    validateChange(id, current, change);
+    return { hset: change.set, hdel: change.unset };
+  });
+}
+
 async function withMaster<T>(opts: { config?: string }, fn: (master: FencedMaster, config: Config) => Promise<T>): Promise<T> {
   const { config } = loadConfig(opts.config);
   const master = await connectMaster(config);
@@ -168,11 +177,7 @@ export function registerAccountCommand(program: Command): void {
     .action(async (id: string, assignments: string[], opts: { config?: string; unset: string[] }) => {
       const change = parseChange(assignments, opts.unset);
       await withMaster(opts, async (master, config) => {
-        const line = await changeAccount(master, id, (current) => {
-          if (Object.keys(current).length === 0 && change.set.enabled === undefined) throw new Error(`no account ${id}: a new account needs enabled=1 or enabled=0`);
-          validateChange(id, current, change);
-          return { hset: change.set, hdel: change.unset };
-        });
+        const line = await setAccount(master, id, change);
         process.stdout.write(line + '\n');
         const route = change.set.route;
         if (route !== undefined && !(route in config.routes)) process.stderr.write(`warning: route group "${route}" is not in this config's routes: calls would get 503 no-route here\n`);
