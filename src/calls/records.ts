@@ -66,7 +66,8 @@ export function parseCallRecord(raw: string): CallRecord | undefined {
 /**
  * Lua for the writes, so that each event is one atomic command on the master: the record, the
  * indexes of accounts and edges, the account's totals and its runs-dry entry change together.
- * Both take the keys of callKeys(); callStart: ARGV[1]=Call-ID ARGV[2]=record ARGV[3]=account.
+ * Both take the keys of callKeys(); callStart: ARGV[1]=Call-ID ARGV[2]=record ARGV[3]=account
+ * ARGV[4..7]=the record's start, rate, node, instance (callStartArgs).
  * callEnd: ARGV[1]=Call-ID ARGV[2]=account ARGV[3]=when the call ended (ms since epoch), or '' when
  * not known; ARGV[4]=the record's `{node}:{instance}` when known ('' otherwise: only used to clean
  * a per-edge entry whose record is already gone).
@@ -90,8 +91,9 @@ export function callKeys(accountId: string): string[] {
   return [callsKey(accountId), CALLS_INDEX_KEY, accountKey(accountId), totalsKey(accountId), RUNS_DRY_KEY, BLOCKED_RUNS_DRY_KEY, EDGES_KEY];
 }
 
+/** ARGV[4..7] repeat the record's start, rate ('' when none), node and instance: the script adds them up without decoding the JSON. */
 export function callStartArgs(record: CallRecord): string[] {
-  return [...callKeys(record.account), record.callId, encodeCallRecord(record), record.account];
+  return [...callKeys(record.account), record.callId, encodeCallRecord(record), record.account, String(record.start), record.rate === undefined ? '' : String(record.rate), record.node, record.instance];
 }
 
 /** endedAt: ms since epoch, or undefined when not known (nothing is debited). */
@@ -106,35 +108,49 @@ local function edge_add(r, call_id, account)
   redis.call('HSET', 'calls:edge:' .. member, call_id, account)
   redis.call('SADD', KEYS[7], member)
 end
+-- An emptied per-edge hash disappears by itself; its member in calls:edges is dropped by the
+-- controller when it finds the hash empty (one command less per call end).
 local function edge_remove(member, call_id)
-  local key = 'calls:edge:' .. member
-  if redis.call('HDEL', key, call_id) == 1 and redis.call('EXISTS', key) == 0 then redis.call('SREM', KEYS[7], member) end
+  redis.call('HDEL', 'calls:edge:' .. member, call_id)
 end
--- Totals after a change: incremental when they exist and still match the record count.
-local function settle_totals(t, account)
-  local left = redis.call('HLEN', KEYS[1])
-  if left == 0 then redis.call('SREM', KEYS[2], account) end
-  if not t or t.calls ~= left then t = sum_records(KEYS[1], KEYS[7], account, false) end
-  write_totals(KEYS[4], t)
-  reindex(KEYS[3], KEYS[4], KEYS[5], KEYS[6], account)
+-- Totals after a change of one record r: rebuilt from the records when they were missing (or the
+-- change was a replacement: full), otherwise only the changed fields; then the index entry.
+local function settle_totals(t, account, fields, r, full)
+  if not t then
+    t = sum_records(KEYS[1], KEYS[7], account, false)
+    full = true
+  end
+  if t.calls <= 0 then redis.call('SREM', KEYS[2], account) end
+  if full then write_totals(KEYS[4], t) else write_delta(KEYS[4], t, r) end
+  reindex(KEYS[3], KEYS[4], KEYS[5], KEYS[6], account, fields, t, true)
 end
 `;
 
 export const CALL_START_LUA = `${TOTALS_LUA_LIB}${EDGE_INDEX_LUA}
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if old == ARGV[2] then return 0 end
-local record = decode_record(ARGV[2])
+local old = nil
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  old = redis.call('HGET', KEYS[1], ARGV[1])
+  if old == ARGV[2] then return 0 end
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+-- The record's numbers, as the caller encoded them (no JSON decoding on the hot path).
+local record = nil
+local start = tonumber(ARGV[4])
+if start then record = {start = start, rate = tonumber(ARGV[5]), node = ARGV[6], instance = ARGV[7]} end
 local t = read_totals(KEYS[4])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[3])
+local full = false
 if old then
   local previous = decode_record(old)
   if previous then edge_remove(previous.node .. ':' .. previous.instance, ARGV[1]) end
   if t then add_record(t, previous, -1) end
+  full = true
+elseif not t then
+  redis.call('SADD', KEYS[2], ARGV[3])
+  if redis.call('HLEN', KEYS[1]) == 1 then t = new_totals(start or 0) full = true end
 end
 edge_add(record, ARGV[1], ARGV[3])
-if t then add_record(t, record, 1) elseif not old then t = new_totals(record and record.start or 0) add_record(t, record, 1) end
-settle_totals(t, ARGV[3])
+if t then add_record(t, record, 1) end
+settle_totals(t, ARGV[3], nil, record, full)
 return 1`;
 
 export const CALL_END_LUA = `${TOTALS_LUA_LIB}${EDGE_INDEX_LUA}
@@ -147,15 +163,15 @@ end
 redis.call('HDEL', KEYS[1], ARGV[1])
 local record = decode_record(raw)
 if record then edge_remove(record.node .. ':' .. record.instance, ARGV[1]) end
+local fields = redis.call('HMGET', KEYS[3], unpack(ACCOUNT_FIELDS))
 local ended = tonumber(ARGV[3])
-if record and ended and record.rate ~= nil then
-  local balance = tonumber(redis.call('HGET', KEYS[3], 'balance'))
-  if balance then
-    local minutes = math.max(0, ended - record.start) / 60000
-    redis.call('HSET', KEYS[3], 'balance', string.format('%.6f', balance - record.rate * minutes))
-  end
+local balance = tonumber(fields[1])
+if record and ended and record.rate ~= nil and balance then
+  local minutes = math.max(0, ended - record.start) / 60000
+  fields[1] = string.format('%.6f', balance - record.rate * minutes)
+  redis.call('HSET', KEYS[3], 'balance', fields[1])
 end
 local t = read_totals(KEYS[4])
 if t then add_record(t, record, -1) end
-settle_totals(t, ARGV[2])
+settle_totals(t, ARGV[2], fields, record, false)
 return 1`;

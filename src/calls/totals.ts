@@ -71,7 +71,7 @@ export function parseTotals(fields: Record<string, string>): CallTotals | undefi
 
 /**
  * Lua shared by every step that changes records or what an account's index entry depends on.
- * Numbers are written with %.17g (a Lua number passed to redis.call is cut to 14 digits).
+ * Lua numbers go to redis.call as they are: Redis 7 writes them with 17 significant digits.
  */
 export const TOTALS_LUA_LIB = `
 local TOTAL_FIELDS = {'calls', 'bad', 'base', 'rated', 'rated_t', 'unrated', 'unrated_t'}
@@ -108,9 +108,16 @@ local function write_totals(key, t)
   local args = {}
   for _, f in ipairs(TOTAL_FIELDS) do
     args[#args + 1] = f
-    args[#args + 1] = string.format('%.17g', t[f])
+    args[#args + 1] = t[f]
   end
   redis.call('HSET', key, unpack(args))
+end
+-- After add_record of one record r: only the fields that changed (writing numbers costs).
+local function write_delta(key, t, r)
+  if t.calls <= 0 then redis.call('DEL', key)
+  elseif not r then redis.call('HSET', key, 'calls', t.calls, 'bad', t.bad)
+  elseif r.rate ~= nil then redis.call('HSET', key, 'calls', t.calls, 'rated', t.rated, 'rated_t', t.rated_t)
+  else redis.call('HSET', key, 'calls', t.calls, 'unrated', t.unrated, 'unrated_t', t.unrated_t) end
 end
 -- From the records themselves; with index_edges, also (re)writes the per-edge index entries.
 local function sum_records(calls_key, edges_key, account, index_edges)
@@ -149,18 +156,24 @@ local function runs_dry_at(fields, t)
     if balance <= 0 then return '-inf' end
     return '+inf'
   end
-  return string.format('%.17g', t.base + (balance * 60000 + offset) / burn)
+  return t.base + (balance * 60000 + offset) / burn
 end
 -- Puts the account in the right index (or none) with its runs-dry time. Returns 1 when that changed.
-local function reindex(account_key, totals_key, dry_key, blocked_key, account)
-  local fields = redis.call('HMGET', account_key, 'balance', 'rate', 'credit_blocked', 'credit_blocked_by')
-  local t = read_totals(totals_key)
+-- The call steps pass what they already hold (fields: HMGET of ACCOUNT_FIELDS, t: totals after the
+-- change) and fast=true: write the entry without comparing, and leave the blocked index alone for
+-- an account that is not blocked by the controller (the controller drops a stale entry there when
+-- it reads it, and the sweep does too).
+local ACCOUNT_FIELDS = {'balance', 'rate', 'credit_blocked', 'credit_blocked_by'}
+local function reindex(account_key, totals_key, dry_key, blocked_key, account, fields, t, fast)
+  fields = fields or redis.call('HMGET', account_key, unpack(ACCOUNT_FIELDS))
+  if t == nil then t = read_totals(totals_key) end
+  if t and t.calls <= 0 then t = nil end
   local blocked = fields[3] == '1'
   local ours = blocked and fields[4] == 'controller'
   local dry, blocked_at = nil, nil
   if ours then
     blocked_at = runs_dry_at(fields, t)
-  elseif not blocked and t and t.calls > 0 then
+  elseif not blocked and t then
     dry = runs_dry_at(fields, t)
   end
   local changed = 0
@@ -169,17 +182,19 @@ local function reindex(account_key, totals_key, dry_key, blocked_key, account)
       changed = math.max(changed, redis.call('ZREM', key, account))
       return
     end
-    local current = redis.call('ZSCORE', key, account)
-    if current then
-      local x, y = tonumber(current), tonumber(score)
-      -- Within a millisecond is the same entry: the sweep rewrites nothing that is right.
-      if x == y or (x and y and math.abs(x - y) <= 1) then return end
+    if not fast then
+      local current = redis.call('ZSCORE', key, account)
+      if current then
+        local x, y = tonumber(current), tonumber(score)
+        -- Within a millisecond is the same entry: the sweep rewrites nothing that is right.
+        if x == y or (x and y and math.abs(x - y) <= 1) then return end
+      end
     end
     redis.call('ZADD', key, score, account)
     changed = 1
   end
   place(dry_key, dry)
-  place(blocked_key, blocked_at)
+  if ours or not fast then place(blocked_key, blocked_at) end
   return changed
 end
 `;

@@ -1,7 +1,7 @@
 import type { ChainableCommander } from 'ioredis';
 import { accountKey } from '../accounts/account.js';
 import { CALL_END_LUA, CALL_KEY_COUNT, callEndArgs } from '../calls/records.js';
-import { reindexArgs, splitEdgeMember } from '../calls/totals.js';
+import { EDGES_KEY, reindexArgs, splitEdgeMember } from '../calls/totals.js';
 import type { Logger } from '../log.js';
 import { appendAudit, type AuditEntry } from './audit.js';
 import { Breaker, type BreakerSettings } from './breaker.js';
@@ -200,9 +200,10 @@ export class CreditController {
     const client = this.master.client;
     let stale: StaleCall[];
     let inDoubt: Set<string>;
+    let emptyEdges: string[];
     let candidates: Map<string, CandidateReads>;
     try {
-      ({ stale, inDoubt } = await this.deadEdgeCalls(index.edges, now));
+      ({ stale, inDoubt, emptyEdges } = await this.deadEdgeCalls(index.edges, now));
       const ids = [...new Set([...index.due, ...index.liftable])].sort();
       candidates = await readCandidates(client, ids);
     } catch (err) {
@@ -248,7 +249,7 @@ export class CreditController {
     this.metrics.breakerOpen.set(this.breaker.open ? 1 : 0);
     this.metrics.blocksHeld.set(report.held.length);
 
-    if (blocks.length === 0 && toUnblock.length === 0 && stale.length === 0 && toReindex.length === 0 && !confirmed) {
+    if (blocks.length === 0 && toUnblock.length === 0 && stale.length === 0 && toReindex.length === 0 && emptyEdges.length === 0 && !confirmed) {
       await client.unwatch().catch(() => undefined);
       return report;
     }
@@ -260,6 +261,7 @@ export class CreditController {
       for (const a of toUnblock) audits.push(this.unblock(tx, a, fence.address, at));
       for (const id of toReindex) tx.eval(...reindexArgs(id, accountKey(id)));
       for (const entry of this.removeStale(tx, stale, fence.address, at, now)) audits.push(entry);
+      if (emptyEdges.length > 0) tx.srem(EDGES_KEY, ...emptyEdges);
       if (confirmed) tx.del(CONFIRM_BLOCKS_KEY);
       for (const entry of audits) appendAudit(tx, entry, this.s.auditMaxLen);
     });
@@ -326,9 +328,10 @@ export class CreditController {
    * the same node): their calls are in doubt during the grace period (their accounts are unknown),
    * then stale. Only dead edges' call lists are read (calls:edge:{node}:{instance}).
    */
-  private async deadEdgeCalls(edges: string[], now: number): Promise<{ stale: StaleCall[]; inDoubt: Set<string> }> {
+  private async deadEdgeCalls(edges: string[], now: number): Promise<{ stale: StaleCall[]; inDoubt: Set<string>; emptyEdges: string[] }> {
     const stale: StaleCall[] = [];
     const inDoubt = new Set<string>();
+    const emptyEdges: string[] = [];
     const byMember = edges.map((member) => ({ member, ...splitEdgeMember(member) }));
     const liveness = await readLiveness(this.master.client, [...new Set(byMember.map((e) => e.node))]);
     const dead = byMember.filter((e) => liveness.get(e.node) !== e.instance);
@@ -344,18 +347,21 @@ export class CreditController {
     }
     // An edge that came back (or whose calls are gone) starts a fresh grace period next time.
     for (const key of [...this.deadSince.keys()]) if (!seenDead.has(key)) this.deadSince.delete(key);
-    if (dead.length === 0) return { stale, inDoubt };
+    if (dead.length === 0) return { stale, inDoubt, emptyEdges };
 
     const calls = await readEdgeCalls(this.master.client, dead.map((e) => e.member));
     for (const e of dead) {
       const gone = pastGrace.includes(e);
-      for (const [callId, accountId] of Object.entries(calls.get(e.member) ?? {})) {
+      const list = Object.entries(calls.get(e.member) ?? {});
+      // A dead edge process with no calls left: off the list (the call steps leave that to us).
+      if (list.length === 0) emptyEdges.push(e.member);
+      for (const [callId, accountId] of list) {
         if (gone && stale.length < this.s.maxStaleCallsPerRound) stale.push({ accountId, callId, node: e.node, instance: e.instance });
         // Past the grace period but left for the next round: still in doubt.
         else inDoubt.add(accountId);
       }
     }
-    return { stale, inDoubt };
+    return { stale, inDoubt, emptyEdges };
   }
 
   private noteUnknown(assessment: Assessment): void {

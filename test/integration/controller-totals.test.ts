@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CREATE_DATASET_LUA, DATASET_KEY } from '../../src/accounts/dataset.js';
 import { connectMaster, setAccount } from '../../src/admin/account-command.js';
 import { CALL_END_LUA, CALL_KEY_COUNT, CALL_START_LUA, callEndArgs, CALLS_INDEX_KEY, callsKey, callStartArgs, encodeCallRecord } from '../../src/calls/records.js';
-import { BLOCKED_RUNS_DRY_KEY, EDGES_KEY, edgeCallsKey, LAYOUT_KEY, parseTotals, RUNS_DRY_KEY, totalsKey } from '../../src/calls/totals.js';
+import { BLOCKED_RUNS_DRY_KEY, edgeCallsKey, LAYOUT_KEY, parseTotals, RUNS_DRY_KEY, totalsKey } from '../../src/calls/totals.js';
 import { startController, type RunningController } from '../../src/control/start.js';
 import { totalsOf } from '../../src/control/projection.js';
 import { startTopology, type Topology } from '../../src/dev/topology.js';
@@ -78,11 +78,10 @@ describe('call totals', () => {
     expect(after.rated).toBeCloseTo(0.25, 12);
 
     for (const id of ['tw-2', 'tw-3', 'tw-2']) await client().eval(CALL_END_LUA, CALL_KEY_COUNT, ...callEndArgs('acct-twice', id, undefined));
-    // Nothing left anywhere: no totals, no index entry, no edge entry, not listed as having calls.
+    // Nothing left: no totals, no index entry, no per-edge entry, not listed as having calls.
     expect(await client().exists(totalsKey('acct-twice'), callsKey('acct-twice'), edgeCallsKey('edge-t:inst-t'))).toBe(0);
     expect(await client().zscore(RUNS_DRY_KEY, 'acct-twice')).toBeNull();
     expect(await client().sismember(CALLS_INDEX_KEY, 'acct-twice')).toBe(0);
-    expect(await client().sismember(EDGES_KEY, 'edge-t:inst-t')).toBe(0);
   });
 
   it('the runs-dry index says when the balance runs out', async () => {
