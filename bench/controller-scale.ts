@@ -6,8 +6,8 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { accountKey } from '../src/accounts/account.js';
 import { CREATE_DATASET_LUA, DATASET_KEY } from '../src/accounts/dataset.js';
-import { CALL_END_LUA, CALL_KEY_COUNT, CALL_START_LUA, callEndArgs, callStartArgs, edgeAliveKey, type CallRecord } from '../src/calls/records.js';
-import { LAYOUT_KEY, LAYOUT_VERSION, reindexArgs } from '../src/calls/totals.js';
+import { callEndArgs, callStartArgs, defineCallScripts, edgeAliveKey, type CallRecord, type CallScripts } from '../src/calls/records.js';
+import { LAYOUT_KEY, LAYOUT_VERSION, reindexKeysArgs } from '../src/calls/totals.js';
 import { parseConfig } from '../src/config/load.js';
 import { AUDIT_STREAM } from '../src/control/audit.js';
 import type { RoundReport } from '../src/control/controller.js';
@@ -49,6 +49,9 @@ export interface ScaleSummary {
   round_p50_ms: number | null;
   round_p99_ms: number | null;
   round_max_ms: number | null;
+  /** The reconciliation sweep's slice after each round (same loop, timed apart). */
+  sweep_step_p50_ms: number | null;
+  sweep_step_p99_ms: number | null;
   /** The master's CPU seconds per wall second while the controllers ran (INFO cpu, sys + user). */
   master_cpu_share: number;
   /** The same over a few seconds before they started: what the master spends on its own. */
@@ -87,7 +90,7 @@ async function evalshaStats(client: Redis): Promise<{ calls: number; usec: numbe
   return { calls: Number(/calls=(\d+)/.exec(line)?.[1] ?? 0), usec: Number(/usec=(\d+)/.exec(line)?.[1] ?? 0) };
 }
 
-type Scripted = Redis & { callStart(...args: string[]): Promise<number>; callEnd(...args: string[]): Promise<number> };
+type Scripted = Redis & CallScripts;
 
 export async function runControllerScale(o: ScaleOptions, note: (line: string) => void): Promise<ScaleSummary> {
   const startedAt = new Date();
@@ -104,9 +107,8 @@ export async function runControllerScale(o: ScaleOptions, note: (line: string) =
   try {
     topology = await startTopology({ replicas: 1, sentinels: 3, logger: logger.child({ component: 'topology' }) });
     const master = topology.master;
-    client = new Redis({ host: master.host, port: master.port, lazyConnect: false }) as Scripted;
-    client.defineCommand('callStart', { numberOfKeys: CALL_KEY_COUNT, lua: CALL_START_LUA });
-    client.defineCommand('callEnd', { numberOfKeys: CALL_KEY_COUNT, lua: CALL_END_LUA });
+    // As the edge's CallRecorder sends them: EVALSHA of the call scripts, pipelined.
+    client = defineCallScripts(new Redis({ host: master.host, port: master.port, lazyConnect: false }));
     const c = client;
     note(`topology up (master :${master.port}, 1 replica, 3 Sentinels); seeding ${o.accounts} accounts and ${o.calls} calls`);
 
@@ -185,7 +187,8 @@ export async function runControllerScale(o: ScaleOptions, note: (line: string) =
         const { rate, rateStart } = spendOf.get(id)!;
         const balance = (rate * at - rateStart) / 60_000;
         // As `account set` writes it: the balance, then its runs-dry entry recomputed.
-        p.hset(accountKey(id), 'balance', balance.toFixed(6)).eval(...reindexArgs(id, accountKey(id)));
+        p.hset(accountKey(id), 'balance', balance.toFixed(6));
+        (p as unknown as CallScripts).reindexAccount(...reindexKeysArgs(id));
       }
       await p.exec();
       // The exact moment the projection (6 decimals, as written) reaches zero.
@@ -214,15 +217,18 @@ export async function runControllerScale(o: ScaleOptions, note: (line: string) =
         '(bench controller-scale)',
       );
     const roundMs: number[] = [];
+    const sweepMs: number[] = [];
     let standbyRounds = 0;
+    // Each round's own timing (fence to write, then the sweep's slice), as the controller reports it.
     const wrap = (running: RunningController) => {
       const ctl = running.controller as unknown as { round(): Promise<RoundReport> };
       const original = ctl.round.bind(ctl);
       ctl.round = async () => {
-        const t0 = performance.now();
         const report = await original();
-        if (report.outcome === 'acted') roundMs.push(performance.now() - t0);
-        else if (report.outcome === 'standby') standbyRounds++;
+        if (report.outcome === 'acted') {
+          roundMs.push(report.roundMs ?? NaN);
+          if (report.sweepMs !== undefined) sweepMs.push(report.sweepMs);
+        } else if (report.outcome === 'standby') standbyRounds++;
         return report;
       };
     };
@@ -260,6 +266,7 @@ export async function runControllerScale(o: ScaleOptions, note: (line: string) =
     const done = [...dryAt].filter(([id, at]) => at <= runEnd - 2 * o.roundMs && blockedAt.has(id)).length;
     delays.sort((a, b) => a - b);
     roundMs.sort((a, b) => a - b);
+    sweepMs.sort((a, b) => a - b);
     const memory = Number(parseInfo(await c.info('memory')).used_memory ?? 0) / 1e6;
 
     const p99 = r1(quantile(roundMs, 0.99));
@@ -275,6 +282,8 @@ export async function runControllerScale(o: ScaleOptions, note: (line: string) =
       round_p50_ms: r1(quantile(roundMs, 0.5)),
       round_p99_ms: p99,
       round_max_ms: r1(roundMs.at(-1) ?? null),
+      sweep_step_p50_ms: r1(quantile(sweepMs, 0.5)),
+      sweep_step_p99_ms: r1(quantile(sweepMs, 0.99)),
       master_cpu_share: Math.round(cpuShare * 1000) / 1000,
       master_cpu_share_idle: Math.round((idleShare / idleWall) * 1000) / 1000,
       blocks_expected: expected,

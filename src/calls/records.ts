@@ -1,6 +1,7 @@
+import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { accountKey } from '../accounts/account.js';
-import { BLOCKED_RUNS_DRY_KEY, EDGES_KEY, edgeMember, RUNS_DRY_KEY, TOTALS_LUA_LIB, totalsKey } from './totals.js';
+import { BLOCKED_RUNS_DRY_KEY, EDGES_KEY, edgeMember, RECONCILE_KEY_COUNT, RECONCILE_LUA, REINDEX_KEY_COUNT, REINDEX_LUA, RUNS_DRY_KEY, TOTALS_LUA_LIB, totalsKey } from './totals.js';
 
 /**
  * Calls in progress on the Redis master: the key layout shared by the edge (writes), the edge's
@@ -175,3 +176,26 @@ local t = read_totals(KEYS[4])
 if t then add_record(t, record, -1) end
 settle_totals(t, ARGV[2], fields, record, false)
 return 1`;
+
+/** The call scripts as commands of an ioredis client (or of its pipelines and MULTIs). */
+export interface CallScripts {
+  callStart(...args: string[]): Promise<number>;
+  callEnd(...args: string[]): Promise<number>;
+  reindexAccount(...args: string[]): Promise<number>;
+  reconcileAccount(...args: string[]): Promise<number[]>;
+}
+
+/**
+ * Defines the scripts on a client: sent as EVALSHA (ioredis loads them when the master lacks
+ * them), so a pipeline of thousands does not resend and re-hash their text each time.
+ */
+export function defineCallScripts<T extends Redis>(client: T): T & CallScripts {
+  const c = client as T & Partial<CallScripts>;
+  if (typeof c.callStart !== 'function') {
+    client.defineCommand('callStart', { numberOfKeys: CALL_KEY_COUNT, lua: CALL_START_LUA });
+    client.defineCommand('callEnd', { numberOfKeys: CALL_KEY_COUNT, lua: CALL_END_LUA });
+    client.defineCommand('reindexAccount', { numberOfKeys: REINDEX_KEY_COUNT, lua: REINDEX_LUA });
+    client.defineCommand('reconcileAccount', { numberOfKeys: RECONCILE_KEY_COUNT, lua: RECONCILE_LUA });
+  }
+  return client as T & CallScripts;
+}

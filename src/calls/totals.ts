@@ -24,6 +24,8 @@
  * The index is a hint: the controller re-reads and re-judges every account it acts on.
  */
 
+import { accountKey } from '../accounts/account.js';
+
 export const TOTALS_PREFIX = 'calls-total:';
 export const RUNS_DRY_KEY = 'credit:runs-dry-at';
 export const BLOCKED_RUNS_DRY_KEY = 'credit:blocked-runs-dry-at';
@@ -207,8 +209,16 @@ end
 export const REINDEX_LUA = `${TOTALS_LUA_LIB}
 return reindex(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1])`;
 
+export const REINDEX_KEY_COUNT = 4;
+
+/** Keys and arguments of REINDEX_LUA (for the reindexAccount command). */
+export function reindexKeysArgs(accountId: string): string[] {
+  return [accountKey(accountId), totalsKey(accountId), RUNS_DRY_KEY, BLOCKED_RUNS_DRY_KEY, accountId];
+}
+
+/** For EVAL (one-off writers: the CLI, the dev seed). */
 export function reindexArgs(accountId: string, accountHashKey: string): [string, number, string, string, string, string, string] {
-  return [REINDEX_LUA, 4, accountHashKey, totalsKey(accountId), RUNS_DRY_KEY, BLOCKED_RUNS_DRY_KEY, accountId];
+  return [REINDEX_LUA, REINDEX_KEY_COUNT, accountHashKey, totalsKey(accountId), RUNS_DRY_KEY, BLOCKED_RUNS_DRY_KEY, accountId];
 }
 
 /**
@@ -217,13 +227,17 @@ export function reindexArgs(accountId: string, accountHashKey: string): [string,
  * nothing without the dataset marker (a lost dataset is not something to reconcile).
  * KEYS[1]=calls:{id} KEYS[2]=account:{id} KEYS[3]=calls-total:{id} KEYS[4]=RUNS_DRY_KEY
  * KEYS[5]=BLOCKED_RUNS_DRY_KEY KEYS[6]=EDGES_KEY KEYS[7]=dataset marker KEYS[8]=calls:accounts
- * ARGV[1]=account ARGV[2]='1' for full
+ * ARGV[1]=account ARGV[2]='1' for full ARGV[3]='orphan': only when the account hash is missing
  * Returns {totals corrected 0/1, index corrected 0/1, status, calls} or {-1} without the marker;
  * status 1: indexed, 0: nothing to judge (no calls, not credit-limited, an operator's block),
  * 2: something to judge but its state does not parse (the controller reads it to say why).
  */
+export const RECONCILE_KEY_COUNT = 8;
+
 export const RECONCILE_LUA = `${TOTALS_LUA_LIB}
 if not redis.call('HGET', KEYS[7], 'id') then return {-1} end
+-- Visited through its records or totals key: the account hash's own visit covers it, if it has one.
+if ARGV[3] == 'orphan' and redis.call('EXISTS', KEYS[2]) == 1 then return {0, 0, 0, 0} end
 local stored = read_totals(KEYS[3])
 local count = redis.call('HLEN', KEYS[1])
 local fixed_totals = 0

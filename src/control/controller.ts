@@ -1,7 +1,7 @@
 import type { ChainableCommander } from 'ioredis';
 import { accountKey } from '../accounts/account.js';
-import { CALL_END_LUA, CALL_KEY_COUNT, callEndArgs } from '../calls/records.js';
-import { EDGES_KEY, reindexArgs, splitEdgeMember } from '../calls/totals.js';
+import { callEndArgs, defineCallScripts, type CallScripts } from '../calls/records.js';
+import { EDGES_KEY, reindexKeysArgs, splitEdgeMember } from '../calls/totals.js';
 import type { Logger } from '../log.js';
 import { appendAudit, type AuditEntry } from './audit.js';
 import { Breaker, type BreakerSettings } from './breaker.js';
@@ -41,6 +41,9 @@ export interface RoundReport {
   staleCallsRemoved: number;
   /** Whether the round's writes were confirmed (undefined: nothing to write). */
   written?: boolean;
+  /** How long the round took (fence to write), and the sweep's slice after it. */
+  roundMs?: number;
+  sweepMs?: number;
 }
 
 interface StaleCall {
@@ -73,6 +76,8 @@ export class CreditController {
   private readonly unknownLogged = new Map<string, string>();
   private readonly sweep: Sweep;
   private datasetMissingLogged = false;
+  /** Set by a round that acted: the sweep's slice follows it. */
+  private sweepDbsize: number | undefined;
   /** The master (address/generation) on which the layout was checked. */
   private layoutCheckedOn: string | undefined;
   lastReport: RoundReport | undefined;
@@ -86,6 +91,8 @@ export class CreditController {
   ) {
     this.lease = new Lease(master.client, s.holderId, s.leaseMs);
     this.breaker = new Breaker(s.breaker);
+    // EVALSHA for the call scripts in write batches and the sweep's pipelines.
+    defineCallScripts(master.client);
     this.sweep = new Sweep({ sweepMs: s.sweepMs, roundMs: s.roundMs, fullEvery: s.sweepFullEvery }, logger, metrics, (a) => this.noteUnknown(a));
   }
 
@@ -114,11 +121,29 @@ export class CreditController {
     }
   }
 
+  /**
+   * One round, then (when it acted) one slice of the reconciliation sweep, on the same connection
+   * after the round's batch (so it cannot abort it) and timed apart: the round is what finds and
+   * acts on accounts; the sweep is upkeep.
+   */
   async round(): Promise<RoundReport> {
     const endTimer = this.metrics.roundSeconds.startTimer();
+    const started = performance.now();
+    this.sweepDbsize = undefined;
     const report = await this.roundInner();
+    report.roundMs = performance.now() - started;
     endTimer();
     this.metrics.rounds.inc({ outcome: report.outcome });
+    if (this.sweepDbsize !== undefined) {
+      const sweepStarted = performance.now();
+      try {
+        await this.sweep.step(this.master.client, this.sweepDbsize, this.clock());
+      } catch (err) {
+        this.logger.warn({ master: report.master, err: (err as Error).message }, 'sweep step failed; it resumes next round');
+      }
+      report.sweepMs = performance.now() - sweepStarted;
+      this.metrics.sweepStepSeconds.observe(report.sweepMs / 1000);
+    }
     this.lastReport = report;
     return report;
   }
@@ -169,13 +194,7 @@ export class CreditController {
     }
 
     const report = await this.judgeAndWrite(fence, index, now);
-    if (report.outcome === 'acted') {
-      try {
-        await this.sweep.step(client, index.dbsize, this.clock());
-      } catch (err) {
-        this.logger.warn({ master: fence.address, err: (err as Error).message }, 'sweep step failed; it resumes next round');
-      }
-    }
+    if (report.outcome === 'acted') this.sweepDbsize = index.dbsize;
     return report;
   }
 
@@ -259,7 +278,7 @@ export class CreditController {
     const result = await this.master.write(fence, (tx) => {
       for (const a of blocks) audits.push(this.block(tx, a, fence.address, at, confirmed ? index.confirmBlocks : null));
       for (const a of toUnblock) audits.push(this.unblock(tx, a, fence.address, at));
-      for (const id of toReindex) tx.eval(...reindexArgs(id, accountKey(id)));
+      for (const id of toReindex) scripts(tx).reindexAccount(...reindexKeysArgs(id));
       for (const entry of this.removeStale(tx, stale, fence.address, at, now)) audits.push(entry);
       if (emptyEdges.length > 0) tx.srem(EDGES_KEY, ...emptyEdges);
       if (confirmed) tx.del(CONFIRM_BLOCKS_KEY);
@@ -290,7 +309,7 @@ export class CreditController {
     const reason = `projected balance ${a.projected} <= 0: balance ${a.balance}, ${a.calls} call(s) in progress costing ${a.spent} so far`;
     tx.hset(accountKey(a.accountId), 'credit_blocked', '1', 'credit_block_reason', reason, EVIDENCE_FIELD, evidence, BLOCKED_BY_FIELD, CONTROLLER_MARK);
     tx.sadd(BLOCKED_INDEX_KEY, a.accountId);
-    tx.eval(...reindexArgs(a.accountId, accountKey(a.accountId)));
+    scripts(tx).reindexAccount(...reindexKeysArgs(a.accountId));
     return { action: 'block', account: a.accountId, reason, evidence, controller: this.s.name, master, at };
   }
 
@@ -300,7 +319,7 @@ export class CreditController {
     tx.hset(accountKey(a.accountId), 'credit_blocked', '0');
     tx.hdel(accountKey(a.accountId), 'credit_block_reason', EVIDENCE_FIELD, BLOCKED_BY_FIELD);
     tx.srem(BLOCKED_INDEX_KEY, a.accountId);
-    tx.eval(...reindexArgs(a.accountId, accountKey(a.accountId)));
+    scripts(tx).reindexAccount(...reindexKeysArgs(a.accountId));
     return { action: 'unblock', account: a.accountId, reason, evidence, controller: this.s.name, master, at };
   }
 
@@ -308,7 +327,7 @@ export class CreditController {
     const byAccountNode = new Map<string, StaleCall[]>();
     for (const call of stale) {
       // Debited up to now: the edge that carried it is gone, and so is the call's end time.
-      tx.eval(CALL_END_LUA, CALL_KEY_COUNT, ...callEndArgs(call.accountId, call.callId, now, call));
+      scripts(tx).callEnd(...callEndArgs(call.accountId, call.callId, now, call));
       const key = `${call.accountId}|${call.node}`;
       byAccountNode.set(key, [...(byAccountNode.get(key) ?? []), call]);
     }
@@ -401,6 +420,9 @@ export class CreditController {
     return `${role} on ${r.master ?? 'no master'}: last round ${r.outcome}${r.why ? ` (${r.why})` : ''}, ${r.evaluated} accounts, ${r.unknown} unknown${breaker}`;
   }
 }
+
+/** A MULTI of the master client, with the call scripts defined on that client. */
+const scripts = (tx: ChainableCommander) => tx as unknown as CallScripts;
 
 /** A low-cardinality label for the not-done metric. */
 function shortWhy(why: string): string {

@@ -29,6 +29,7 @@ export class ControllerMetrics {
   /** 1 while the master has no dataset marker: the controller judges and writes nothing. */
   readonly datasetMissing: Gauge;
   readonly sweepPasses: Counter;
+  readonly sweepStepSeconds: Histogram;
   readonly sweepAccounts: Counter;
   /** What the reconciliation sweep found wrong and rebuilt: call totals, runs-dry index entries. */
   readonly sweepCorrections: Counter<'what'>;
@@ -50,6 +51,7 @@ export class ControllerMetrics {
     this.breakerTrips = new Counter({ name: 'credit_controller_breaker_trips_total', help: 'Times the breaker opened', registers });
     this.blocksHeld = new Gauge({ name: 'credit_controller_blocks_held', help: 'Blocks held back by the open breaker in the last round', registers });
     this.datasetMissing = new Gauge({ name: 'credit_controller_dataset_missing', help: '1 while the master has no dataset marker (nothing judged, nothing written)', registers });
+    this.sweepStepSeconds = new Histogram({ name: 'credit_controller_sweep_step_seconds', help: 'Time one slice of the reconciliation sweep took (after a round)', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers });
     this.sweepPasses = new Counter({ name: 'credit_controller_sweep_passes_total', help: 'Reconciliation sweeps completed over every account', registers });
     this.sweepAccounts = new Counter({ name: 'credit_controller_sweep_accounts_total', help: 'Accounts visited by the reconciliation sweep', registers });
     this.sweepCorrections = new Counter({ name: 'credit_controller_sweep_corrections_total', help: 'Call totals or runs-dry index entries the sweep found wrong and rebuilt', labelNames: ['what'], registers });

@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
 import { ACCOUNT_ID_PATTERN, ACCOUNT_KEY_PREFIX, accountKey } from '../accounts/account.js';
 import { DATASET_KEY } from '../accounts/dataset.js';
-import { CALLS_INDEX_KEY, callsKey } from '../calls/records.js';
-import { BLOCKED_RUNS_DRY_KEY, EDGES_KEY, LAYOUT_KEY, LAYOUT_VERSION, parseTotals, RECONCILE_LUA, RUNS_DRY_KEY, TOTALS_PREFIX, totalsKey } from '../calls/totals.js';
+import { CALLS_INDEX_KEY, callsKey, defineCallScripts, type CallScripts } from '../calls/records.js';
+import { BLOCKED_RUNS_DRY_KEY, EDGES_KEY, LAYOUT_KEY, LAYOUT_VERSION, parseTotals, RUNS_DRY_KEY, TOTALS_PREFIX, totalsKey } from '../calls/totals.js';
 import type { Logger } from '../log.js';
 import type { ControllerMetrics } from './metrics.js';
 import { assessTotals, type Assessment } from './projection.js';
@@ -26,17 +26,24 @@ export interface SweepSettings {
   fullEvery: number;
 }
 
-/** The account a key belongs to (account hash, call records or call totals), if any. */
-export function accountOfKey(key: string): string | undefined {
+/**
+ * The account a key belongs to, and whether it is its hash (the visit that counts) or its records
+ * or totals (visited only when the account hash is gone: calls of an account that does not exist).
+ */
+export function accountOfKey(key: string): { id: string; orphan: boolean } | undefined {
   let id: string | undefined;
-  if (key.startsWith(ACCOUNT_KEY_PREFIX)) id = key.slice(ACCOUNT_KEY_PREFIX.length);
-  else if (key.startsWith(TOTALS_PREFIX)) id = key.slice(TOTALS_PREFIX.length);
+  let orphan = true;
+  if (key.startsWith(ACCOUNT_KEY_PREFIX)) {
+    id = key.slice(ACCOUNT_KEY_PREFIX.length);
+    orphan = false;
+  } else if (key.startsWith(TOTALS_PREFIX)) id = key.slice(TOTALS_PREFIX.length);
   else if (key.startsWith('calls:') && key !== CALLS_INDEX_KEY && key !== EDGES_KEY && key !== LAYOUT_KEY) id = key.slice('calls:'.length);
-  return id !== undefined && ACCOUNT_ID_PATTERN.test(id) ? id : undefined;
+  return id !== undefined && ACCOUNT_ID_PATTERN.test(id) ? { id, orphan } : undefined;
 }
 
-export function reconcileArgs(id: string, full: boolean): (string | number)[] {
-  return [RECONCILE_LUA, 8, callsKey(id), accountKey(id), totalsKey(id), RUNS_DRY_KEY, BLOCKED_RUNS_DRY_KEY, EDGES_KEY, DATASET_KEY, CALLS_INDEX_KEY, id, full ? '1' : '0'];
+/** Keys and arguments of RECONCILE_LUA (the reconcileAccount command). */
+export function reconcileKeysArgs(id: string, full: boolean, orphan = false): string[] {
+  return [callsKey(id), accountKey(id), totalsKey(id), RUNS_DRY_KEY, BLOCKED_RUNS_DRY_KEY, EDGES_KEY, DATASET_KEY, CALLS_INDEX_KEY, id, full ? '1' : '0', orphan ? 'orphan' : ''];
 }
 
 export interface ReconcileResult {
@@ -51,11 +58,11 @@ export interface ReconcileResult {
 }
 
 /** Runs the reconcile script for these accounts, pipelined. */
-export async function reconcile(client: Redis, ids: string[], full: boolean): Promise<ReconcileResult> {
+export async function reconcile(client: Redis, ids: string[], full: boolean, orphans: ReadonlySet<string> = new Set()): Promise<ReconcileResult> {
   const out: ReconcileResult = { accounts: 0, calls: 0, totalsFixed: [], indexFixed: [], unjudgeable: [], noDataset: false };
   if (ids.length === 0) return out;
-  const pipeline = client.pipeline();
-  for (const id of ids) pipeline.eval(...(reconcileArgs(id, full) as [string, number, ...string[]]));
+  const pipeline = defineCallScripts(client).pipeline() as unknown as CallScripts & { exec(): Promise<[Error | null, unknown][] | null> };
+  for (const id of ids) pipeline.reconcileAccount(...reconcileKeysArgs(id, full, orphans.has(id)));
   const replies = (await pipeline.exec()) ?? [];
   ids.forEach((id, i) => {
     const [err, reply] = replies[i] ?? [new Error('no reply'), null];
@@ -65,7 +72,7 @@ export async function reconcile(client: Redis, ids: string[], full: boolean): Pr
       out.noDataset = true;
       return;
     }
-    out.accounts++;
+    if (!orphans.has(id) || status !== 0 || totals !== 0 || index !== 0) out.accounts++;
     out.calls += calls ?? 0;
     if (totals === 1) out.totalsFixed.push(id);
     if (index === 1) out.indexFixed.push(id);
@@ -104,9 +111,15 @@ export class Sweep {
     }
     const count = Math.max(100, Math.ceil((dbsize * this.s.roundMs) / this.s.sweepMs));
     const [next, keys] = await client.scan(this.cursor, 'COUNT', count);
-    const ids = [...new Set(keys.map(accountOfKey).filter((id): id is string => id !== undefined))];
+    const owned = new Set<string>();
+    const orphans = new Set<string>();
+    for (const key of keys) {
+      const of = accountOfKey(key);
+      if (of) (of.orphan ? orphans : owned).add(of.id);
+    }
+    for (const id of owned) orphans.delete(id);
     const full = (this.passes + 1) % this.s.fullEvery === 0;
-    const result = await reconcile(client, ids, full);
+    const result = await reconcile(client, [...owned, ...orphans], full, orphans);
     if (result.noDataset) return;
     this.cursor = next;
     this.pass.accounts += result.accounts;

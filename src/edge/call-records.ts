@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { CALL_END_LUA, CALL_KEY_COUNT, CALL_START_LUA, callEndArgs, CALLS_INDEX_KEY, callsKey, callStartArgs, edgeAliveKey, parseCallRecord, type CallRecord } from '../calls/records.js';
+import { callEndArgs, CALLS_INDEX_KEY, callsKey, callStartArgs, defineCallScripts, edgeAliveKey, parseCallRecord, type CallRecord, type CallScripts } from '../calls/records.js';
 import type { Logger } from '../log.js';
 import { sentinelMasterClient } from '../redis/master-client.js';
 
@@ -22,11 +22,8 @@ export interface CallRecorderOptions {
 /** `at`: when the call ended, on this edge's clock (a replayed event keeps it). */
 type CallEvent = { kind: 'start'; record: CallRecord } | { kind: 'end'; callId: string; account: string; at: number };
 
-type RecordingClient = Redis & {
-  /** One command per event: keys and arguments from callStartArgs / callEndArgs. */
-  callStart(...args: string[]): Promise<number>;
-  callEnd(...args: string[]): Promise<number>;
-};
+/** One command per event: keys and arguments from callStartArgs / callEndArgs. */
+type RecordingClient = Redis & CallScripts;
 
 const BATCH = 64;
 const RETRY_MS = 200;
@@ -68,8 +65,7 @@ export class CallRecorder {
       timeoutMs: o.masterTimeoutMs,
       connectionName: `credit-edge-calls-${o.node}`,
     }) as RecordingClient;
-    this.client.defineCommand('callStart', { numberOfKeys: CALL_KEY_COUNT, lua: CALL_START_LUA });
-    this.client.defineCommand('callEnd', { numberOfKeys: CALL_KEY_COUNT, lua: CALL_END_LUA });
+    defineCallScripts(this.client);
     this.client.on('ready', () => {
       this.logger.info('call records: master reachable');
       void this.renewLiveness().then(() => this.drain());
