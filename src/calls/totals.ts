@@ -168,8 +168,9 @@ end
 local ACCOUNT_FIELDS = {'balance', 'rate', 'credit_blocked', 'credit_blocked_by'}
 local function reindex(account_key, totals_key, dry_key, blocked_key, account, fields, t, fast)
   fields = fields or redis.call('HMGET', account_key, unpack(ACCOUNT_FIELDS))
+  -- t: the totals as the caller holds them; false: known to be none; nil: read them.
   if t == nil then t = read_totals(totals_key) end
-  if t and t.calls <= 0 then t = nil end
+  if not t or t.calls <= 0 then t = nil end
   local blocked = fields[3] == '1'
   local ours = blocked and fields[4] == 'controller'
   local dry, blocked_at = nil, nil
@@ -197,7 +198,7 @@ local function reindex(account_key, totals_key, dry_key, blocked_key, account, f
   end
   place(dry_key, dry)
   if ours or not fast then place(blocked_key, blocked_at) end
-  return changed
+  return changed, (dry ~= nil or blocked_at ~= nil), fields
 end
 `;
 
@@ -207,7 +208,8 @@ end
  * KEYS[1]=account:{id} KEYS[2]=calls-total:{id} KEYS[3]=RUNS_DRY_KEY KEYS[4]=BLOCKED_RUNS_DRY_KEY; ARGV[1]=account
  */
 export const REINDEX_LUA = `${TOTALS_LUA_LIB}
-return reindex(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1])`;
+local changed = reindex(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1])
+return changed`;
 
 export const REINDEX_KEY_COUNT = 4;
 
@@ -241,8 +243,9 @@ if ARGV[3] == 'orphan' and redis.call('EXISTS', KEYS[2]) == 1 then return {0, 0,
 local stored = read_totals(KEYS[3])
 local count = redis.call('HLEN', KEYS[1])
 local fixed_totals = 0
+local t = stored or false
 if ARGV[2] == '1' or (stored and stored.calls or 0) ~= count then
-  local t = sum_records(KEYS[1], KEYS[6], ARGV[1], ARGV[2] == '1')
+  t = sum_records(KEYS[1], KEYS[6], ARGV[1], ARGV[2] == '1')
   if (stored and stored.calls or 0) ~= t.calls or (stored and stored.bad or 0) ~= t.bad or (stored and stored.unrated or 0) ~= t.unrated then
     fixed_totals = 1
   elseif stored and t.calls > 0 then
@@ -255,14 +258,13 @@ if ARGV[2] == '1' or (stored and stored.calls or 0) ~= count then
   write_totals(KEYS[3], t)
 end
 if count > 0 then redis.call('SADD', KEYS[8], ARGV[1]) else redis.call('SREM', KEYS[8], ARGV[1]) end
-local fixed_index = reindex(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1])
+local fixed_index, placed, f = reindex(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], nil, t, false)
 local status = 0
-if redis.call('ZSCORE', KEYS[4], ARGV[1]) or redis.call('ZSCORE', KEYS[5], ARGV[1]) then
+if placed then
   status = 1
 else
   -- Left out of the index although it has something to judge: its state does not parse.
-  local f = redis.call('HMGET', KEYS[2], 'balance', 'credit_blocked', 'credit_blocked_by')
-  local blocked = f[2] == '1'
-  if (blocked and f[3] == 'controller') or (not blocked and count > 0 and (f[1] or redis.call('EXISTS', KEYS[2]) == 0)) then status = 2 end
+  local blocked = f[3] == '1'
+  if (blocked and f[4] == 'controller') or (not blocked and count > 0 and (f[1] or redis.call('EXISTS', KEYS[2]) == 0)) then status = 2 end
 end
 return {fixed_totals, fixed_index, status, count}`;

@@ -81,6 +81,14 @@ export async function reconcile(client: Redis, ids: string[], full: boolean, orp
   return out;
 }
 
+async function withoutAccountHash(client: Redis, ids: string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const pipeline = client.pipeline();
+  for (const id of ids) pipeline.exists(accountKey(id));
+  const replies = (await pipeline.exec()) ?? [];
+  return ids.filter((_, i) => replies[i]?.[0] === null && replies[i]?.[1] === 0);
+}
+
 export class Sweep {
   private cursor = '0';
   private passes = 0;
@@ -119,7 +127,9 @@ export class Sweep {
     }
     for (const id of owned) orphans.delete(id);
     const full = (this.passes + 1) % this.s.fullEvery === 0;
-    const result = await reconcile(client, [...owned, ...orphans], full, orphans);
+    // Records or totals of an account whose hash exists are covered by the hash's own visit.
+    const lost = await withoutAccountHash(client, [...orphans]);
+    const result = await reconcile(client, [...owned, ...lost], full, new Set(lost));
     if (result.noDataset) return;
     this.cursor = next;
     this.pass.accounts += result.accounts;
