@@ -142,7 +142,7 @@ describe('the controller on the index', () => {
     await client().del(LAYOUT_KEY);
     expect(await client().exists(totalsKey('acct-old'))).toBe(0);
 
-    const { running, lines } = controllerWithLog('ctl-migrate', { sweep_ms: 3_600_000 });
+    const { lines } = controllerWithLog('ctl-migrate', { sweep_ms: 3_600_000 });
     await until('acct-old blocked', 5000, () => blocked('acct-old'));
     expect(await client().get(LAYOUT_KEY)).toBe('2');
     expect(parseTotals(await client().hgetall(totalsKey('acct-old')))).toMatchObject({ calls: 2, unrated: 2 });

@@ -20,8 +20,9 @@ describe('credit-edge demo', () => {
     await runDemo({ accounts: SEED, replicas: 1, sentinels: 1, interval: 0.5, for: 1 }, silentLogger);
     const text = written.join('');
     expect(text).toContain('seeded accounts');
-    expect(text).toMatch(/redis-1 .* master {3}replicas 1 {2}keys 5/);
-    expect(text).toMatch(/redis-2 .* replica {2}link up {2}keys 5/);
+    // The seeded accounts and the dataset marker.
+    expect(text).toMatch(/redis-1 .* master {3}replicas 1 {2}keys 6/);
+    expect(text).toMatch(/redis-2 .* replica {2}link up {2}keys 6/);
     expect(text).toContain('sentinel sees master');
     expect(text).toContain('demo: stopped');
     // Every pid printed is gone.
