@@ -46,6 +46,8 @@ export function reconcileKeysArgs(id: string, full: boolean, orphan = false): st
   return [callsKey(id), accountKey(id), totalsKey(id), RUNS_DRY_KEY, BLOCKED_RUNS_DRY_KEY, EDGES_KEY, DATASET_KEY, CALLS_INDEX_KEY, id, full ? '1' : '0', orphan ? 'orphan' : ''];
 }
 
+const RECONCILE_CHUNK = 250;
+
 export interface ReconcileResult {
   accounts: number;
   calls: number;
@@ -61,9 +63,15 @@ export interface ReconcileResult {
 export async function reconcile(client: Redis, ids: string[], full: boolean, orphans: ReadonlySet<string> = new Set()): Promise<ReconcileResult> {
   const out: ReconcileResult = { accounts: 0, calls: 0, totalsFixed: [], indexFixed: [], unjudgeable: [], noDataset: false };
   if (ids.length === 0) return out;
-  const pipeline = defineCallScripts(client).pipeline() as unknown as CallScripts & { exec(): Promise<[Error | null, unknown][] | null> };
-  for (const id of ids) pipeline.reconcileAccount(...reconcileKeysArgs(id, full, orphans.has(id)));
-  const replies = (await pipeline.exec()) ?? [];
+  const scripted = defineCallScripts(client);
+  const replies: [Error | null, unknown][] = [];
+  // In chunks: a pipeline the master takes longer than the command timeout to work through would
+  // fail every time, and the sweep would never move on.
+  for (let i = 0; i < ids.length; i += RECONCILE_CHUNK) {
+    const pipeline = scripted.pipeline() as unknown as CallScripts & { exec(): Promise<[Error | null, unknown][] | null> };
+    for (const id of ids.slice(i, i + RECONCILE_CHUNK)) pipeline.reconcileAccount(...reconcileKeysArgs(id, full, orphans.has(id)));
+    replies.push(...((await pipeline.exec()) ?? []));
+  }
   ids.forEach((id, i) => {
     const [err, reply] = replies[i] ?? [new Error('no reply'), null];
     if (err) throw err;
