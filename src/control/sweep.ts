@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { ACCOUNT_ID_PATTERN, ACCOUNT_KEY_PREFIX, accountKey } from '../accounts/account.js';
 import { DATASET_KEY } from '../accounts/dataset.js';
 import { CALLS_INDEX_KEY, callsKey, defineCallScripts, type CallScripts } from '../calls/records.js';
-import { BLOCKED_RUNS_DRY_KEY, EDGES_KEY, LAYOUT_KEY, LAYOUT_VERSION, parseTotals, RUNS_DRY_KEY, TOTALS_PREFIX, totalsKey } from '../calls/totals.js';
+import { BLOCKED_RUNS_DRY_KEY, EDGES_KEY, LAYOUT_KEY, LAYOUT_VERSION, parseTotals, RUNS_DRY_KEY, TOTALS_PREFIX, totalsKey, type CallTotals } from '../calls/totals.js';
 import type { Logger } from '../log.js';
 import type { ControllerMetrics } from './metrics.js';
 import { assessTotals, type Assessment } from './projection.js';
@@ -89,6 +89,80 @@ export async function reconcile(client: Redis, ids: string[], full: boolean, orp
   return out;
 }
 
+/** A number as Lua's tonumber reads it (undefined where it gives nil). */
+function luaNumber(raw: string | null | undefined): number | undefined {
+  if (raw === null || raw === undefined || raw.trim() === '') return undefined;
+  const n = Number(raw);
+  return Number.isNaN(n) ? undefined : n;
+}
+
+/** A sorted-set score as Redis prints it. */
+function score(raw: string | null): number | undefined {
+  if (raw === null) return undefined;
+  if (raw === 'inf' || raw === '+inf') return Infinity;
+  if (raw === '-inf') return -Infinity;
+  return Number(raw);
+}
+
+const sameScore = (a: number | undefined, b: number | undefined) => a === b || (a !== undefined && b !== undefined && Math.abs(a - b) <= 1);
+
+/**
+ * The runs-dry time the index step would write (TOTALS_LUA_LIB's runs_dry_at), to tell which
+ * accounts need the reconcile script. Only a filter: the script decides and writes.
+ */
+export function expectedRunsDryAt(balanceRaw: string | null, rateRaw: string | null, t: CallTotals | undefined): number | undefined {
+  const balance = luaNumber(balanceRaw);
+  if (balance === undefined) return undefined;
+  if (t && t.bad > 0) return undefined;
+  const rate = luaNumber(rateRaw);
+  const unrated = t?.unrated ?? 0;
+  if (unrated > 0 && rate === undefined) return undefined;
+  if (!t) return balance <= 0 ? -Infinity : Infinity;
+  const burn = t.rated + (unrated > 0 ? rate! * unrated : 0);
+  const offset = t.ratedT + (unrated > 0 ? rate! * t.unratedT : 0);
+  if (burn <= 0) return balance <= 0 ? -Infinity : Infinity;
+  return t.base + (balance * 60_000 + offset) / burn;
+}
+
+/** Plain reads per account; returns the accounts whose totals, listing or index entry look off. */
+async function precheck(client: Redis, ids: string[]): Promise<{ suspect: string[]; accounts: number; calls: number }> {
+  const out = { suspect: [] as string[], accounts: 0, calls: 0 };
+  for (let i = 0; i < ids.length; i += RECONCILE_CHUNK) {
+    const chunk = ids.slice(i, i + RECONCILE_CHUNK);
+    const pipeline = client.pipeline();
+    for (const id of chunk) {
+      pipeline
+        .hmget(accountKey(id), 'balance', 'rate', 'credit_blocked', 'credit_blocked_by')
+        .hgetall(totalsKey(id))
+        .hlen(callsKey(id))
+        .zscore(RUNS_DRY_KEY, id)
+        .zscore(BLOCKED_RUNS_DRY_KEY, id)
+        .sismember(CALLS_INDEX_KEY, id);
+    }
+    const r = (await pipeline.exec()) ?? [];
+    chunk.forEach((id, k) => {
+      const at = (j: number) => r[6 * k + j] ?? [new Error('no reply'), null];
+      if ([0, 1, 2, 3, 4, 5].some((j) => at(j)[0])) return out.suspect.push(id);
+      const fields = at(0)[1] as (string | null)[];
+      const totals = parseTotals(at(1)[1] as Record<string, string>);
+      const count = at(2)[1] as number;
+      if (!totals || totals.calls !== count || (count > 0) !== (at(5)[1] === 1)) return out.suspect.push(id);
+      const t = totals.calls > 0 ? totals : undefined;
+      const blocked = fields[2] === '1';
+      const ours = blocked && fields[3] === 'controller';
+      const runsDry = ours || (!blocked && t) ? expectedRunsDryAt(fields[0] ?? null, fields[1] ?? null, t) : undefined;
+      const dry = !ours && !blocked && t ? runsDry : undefined;
+      const blockedAt = ours ? runsDry : undefined;
+      if (!sameScore(dry, score(at(3)[1] as string | null)) || !sameScore(blockedAt, score(at(4)[1] as string | null))) return out.suspect.push(id);
+      // Something to judge that the index leaves out: the script says why (status 2).
+      if (dry === undefined && blockedAt === undefined && (ours || (!blocked && count > 0 && fields[0] !== null))) return out.suspect.push(id);
+      out.accounts++;
+      out.calls += count;
+    });
+  }
+  return out;
+}
+
 async function withoutAccountHash(client: Redis, ids: string[]): Promise<string[]> {
   if (ids.length === 0) return [];
   const pipeline = client.pipeline();
@@ -137,11 +211,14 @@ export class Sweep {
     const full = (this.passes + 1) % this.s.fullEvery === 0;
     // Records or totals of an account whose hash exists are covered by the hash's own visit.
     const lost = await withoutAccountHash(client, [...orphans]);
-    const result = await reconcile(client, [...owned, ...lost], full, new Set(lost));
+    // Outside full passes, plain reads first: the script runs only where something looks off.
+    const checked = full ? { suspect: [...owned], accounts: 0, calls: 0 } : await precheck(client, [...owned]);
+    const result = await reconcile(client, [...checked.suspect, ...lost], full, new Set(lost));
     if (result.noDataset) return;
     this.cursor = next;
-    this.pass.accounts += result.accounts;
-    this.pass.calls += result.calls;
+    this.pass.accounts += result.accounts + checked.accounts;
+    this.pass.calls += result.calls + checked.calls;
+    this.metrics.sweepAccounts.inc(checked.accounts);
     this.report(result);
     await this.explain(client, result.unjudgeable, now);
     if (next === '0') {
