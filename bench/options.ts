@@ -1,4 +1,6 @@
+import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { packageRoot } from '../src/dev/sipp.js';
 import { PROFILE_NAMES, type BenchOptions, type ProfileName } from './profiles.js';
 
 /**
@@ -15,11 +17,14 @@ const num = (v: string) => {
 export function configureBenchCommand(cmd: Command): Command {
   return cmd
     .description('PDD benchmark: SIPp load through the edge, per-call PDD from SIPp message timestamps, JSON + HTML report in bench/results/')
-    .addArgument(new Command().createArgument('<profile>', PROFILE_NAMES.join(' | ')).choices(PROFILE_NAMES))
+    .addArgument(new Command().createArgument('<profile>', [...PROFILE_NAMES, 'controller-scale'].join(' | ')).choices([...PROFILE_NAMES, 'controller-scale']))
     .option('--cps <n>', 'calls per second (capacity: the first step)', num)
     .option('--duration <s>', 'seconds per measured arm (capacity: per step)', num)
     .option('--pairs <n>', 'baseline: gated/ungated pairs', num)
     .option('--accounts <n>', 'accounts in the population', num)
+    .option('--calls <n>', 'controller-scale: calls in progress seeded', num)
+    .option('--dry-share <x>', 'controller-scale: share of accounts whose credit runs out during the run (default 0.005)', num)
+    .option('--round-ms <ms>', 'controller-scale: the controller round (default 1000, the product default)', num)
     .addOption(new Option('--warmup <s>', 'seconds of unmeasured calls before each arm (0: none)').argParser(Number))
     .option('--step <n>', 'capacity: rate step', num)
     .option('--max-cps <n>', 'capacity: last rate tried', num)
@@ -52,7 +57,24 @@ export function benchOptionsOf(opts: Record<string, unknown>): BenchOptions {
 }
 
 /** Runs a profile and prints the summary as the last line of stdout (one JSON object). */
-export async function runFromCli(profile: ProfileName, opts: Record<string, unknown>): Promise<void> {
+export async function runFromCli(profile: ProfileName | 'controller-scale', opts: Record<string, unknown>): Promise<void> {
+  if (profile === 'controller-scale') {
+    const { runControllerScale } = await import('./controller-scale.js');
+    const n = (k: string) => (typeof opts[k] === 'number' ? (opts[k] as number) : undefined);
+    const summary = await runControllerScale(
+      {
+        accounts: n('accounts') ?? 10_000,
+        calls: n('calls') ?? 100_000,
+        durationS: n('duration') ?? 30,
+        dryShare: n('dryShare') ?? 0.005,
+        roundMs: n('roundMs') ?? 1000,
+        outDir: typeof opts.out === 'string' ? opts.out : path.join(packageRoot(), 'bench', 'results'),
+      },
+      (line) => process.stderr.write(`bench: ${line}\n`),
+    );
+    process.stdout.write(JSON.stringify(summary) + '\n');
+    return;
+  }
   // Imported here: the reporting libraries are devDependencies, only needed when benchmarking.
   const { runBench } = await import('./bench.js');
   // Ctrl-C or a kill: leave through process.exit, whose hooks kill every process this run started

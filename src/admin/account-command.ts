@@ -5,6 +5,7 @@ import { ACCOUNT_ID_PATTERN, accountKey, BadAccountValue, parseAccount } from '.
 import { CREATE_DATASET_LUA, DATASET_KEY } from '../accounts/dataset.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { reindexArgs } from '../calls/totals.js';
 import { appendAudit } from '../control/audit.js';
 import { FencedMaster } from '../control/master.js';
 import { BLOCKED_BY_FIELD, EVIDENCE_FIELD } from '../control/projection.js';
@@ -115,6 +116,9 @@ async function changeAccount(
   const result = await master.write(fenced.fence, (tx) => {
     if (change.hdel.length > 0) tx.hdel(key, ...change.hdel);
     if (Object.keys(change.hset).length > 0) tx.hset(key, change.hset);
+    // The account's runs-dry entry follows its balance and block at once (a top-up lifts a block of
+    // the controller's in its next round, not at the next sweep).
+    tx.eval(...reindexArgs(id, key));
     if (options.createDataset) tx.eval(CREATE_DATASET_LUA, 1, DATASET_KEY, randomUUID(), operatorName(), 'unknown');
     if (change.audit) {
       const by = operatorName();
@@ -131,6 +135,20 @@ async function changeAccount(
 warning: the master has no dataset marker: every edge answers every account as unknown (cache, else 503). If this is the real dataset: credit-edge dataset init (or --create-dataset)`;
   }
   return line;
+}
+
+/** `account set`: the change, checked with the edge's parser, written fenced; returns the outcome line. */
+export async function setAccount(master: FencedMaster, id: string, change: AccountChange, options: { createDataset?: boolean } = {}): Promise<string> {
+  return changeAccount(
+    master,
+    id,
+    (current) => {
+      if (Object.keys(current).length === 0 && change.set.enabled === undefined) throw new Error(`no account ${id}: a new account needs enabled=1 or enabled=0`);
+      validateChange(id, current, change);
+      return { hset: change.set, hdel: change.unset };
+    },
+    options,
+  );
 }
 
 async function withMaster<T>(opts: { config?: string }, fn: (master: FencedMaster, config: Config) => Promise<T>): Promise<T> {
@@ -180,11 +198,7 @@ export function registerAccountCommand(program: Command): void {
     .action(async (id: string, assignments: string[], opts: { config?: string; unset: string[]; createDataset?: boolean }) => {
       const change = parseChange(assignments, opts.unset);
       await withMaster(opts, async (master, config) => {
-        const line = await changeAccount(master, id, (current) => {
-          if (Object.keys(current).length === 0 && change.set.enabled === undefined) throw new Error(`no account ${id}: a new account needs enabled=1 or enabled=0`);
-          validateChange(id, current, change);
-          return { hset: change.set, hdel: change.unset };
-        }, { createDataset: opts.createDataset === true });
+        const line = await setAccount(master, id, change, { createDataset: opts.createDataset === true });
         process.stdout.write(line + '\n');
         const route = change.set.route;
         if (route !== undefined && !(route in config.routes)) process.stderr.write(`warning: route group "${route}" is not in this config's routes: calls would get 503 no-route here\n`);

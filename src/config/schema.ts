@@ -153,6 +153,14 @@ export const configSchema = z.strictObject({
       dead_edge_grace_ms: z.number().int().min(0).default(5000),
       /** Newest audit entries kept (approximate). */
       audit_max_len: z.number().int().positive().default(100_000),
+      /** The reconciliation sweep visits every account once per this period, a slice each round. */
+      sweep_ms: positiveMs.default(60_000),
+      /** Every this many sweeps, totals are re-summed from every record (otherwise only where the counts disagree). */
+      sweep_full_every: z.number().int().positive().default(10),
+      /** Most accounts read and judged per round (to block, to lift, in doubt); the rest wait a round. */
+      max_accounts_per_round: z.number().int().positive().default(2000),
+      /** Most call records of dead edges removed per round. */
+      max_stale_calls_per_round: z.number().int().positive().default(2000),
       breaker: z
         .strictObject({
           max_blocks: z.number().int().min(0).default(20),

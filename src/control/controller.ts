@@ -1,14 +1,16 @@
 import type { ChainableCommander } from 'ioredis';
 import { accountKey } from '../accounts/account.js';
-import { CALL_END_LUA, CALLS_INDEX_KEY, callsKey, parseCallRecord } from '../calls/records.js';
+import { callEndArgs, defineCallScripts, type CallScripts } from '../calls/records.js';
+import { EDGES_KEY, reindexKeysArgs, splitEdgeMember } from '../calls/totals.js';
 import type { Logger } from '../log.js';
 import { appendAudit, type AuditEntry } from './audit.js';
 import { Breaker, type BreakerSettings } from './breaker.js';
 import { Lease } from './lease.js';
 import type { Fence, FencedMaster } from './master.js';
 import type { ControllerMetrics } from './metrics.js';
-import { actionFor, assess, BLOCKED_BY_FIELD, CONTROLLER_MARK, EVIDENCE_FIELD, type Assessed, type Assessment } from './projection.js';
-import { BLOCKED_INDEX_KEY, CONFIRM_BLOCKS_KEY, readRound, type RoundSnapshot } from './reads.js';
+import { actionFor, assessTotals, BLOCKED_BY_FIELD, CONTROLLER_MARK, EVIDENCE_FIELD, type Assessed, type Assessment } from './projection.js';
+import { BLOCKED_INDEX_KEY, CONFIRM_BLOCKS_KEY, readCandidates, type CandidateReads, readEdgeCalls, readIndex, readLiveness, type RoundIndex } from './reads.js';
+import { migrateLayout, Sweep } from './sweep.js';
 
 export interface ControllerSettings {
   /** This controller's name; the lease holder id adds a random part per process. */
@@ -19,11 +21,16 @@ export interface ControllerSettings {
   deadEdgeGraceMs: number;
   auditMaxLen: number;
   breaker: BreakerSettings;
+  /** The reconciliation sweep visits every account once per this period. */
+  sweepMs: number;
+  sweepFullEvery: number;
+  maxAccountsPerRound: number;
+  maxStaleCallsPerRound: number;
 }
 
 /** What one round saw and did (for tests, status lines and the log). */
 export interface RoundReport {
-  outcome: 'acted' | 'standby' | 'no-master' | 'read-failed';
+  outcome: 'acted' | 'standby' | 'no-master' | 'read-failed' | 'dataset-missing';
   why?: string;
   master?: string;
   evaluated: number;
@@ -34,19 +41,26 @@ export interface RoundReport {
   staleCallsRemoved: number;
   /** Whether the round's writes were confirmed (undefined: nothing to write). */
   written?: boolean;
+  /** How long the round took (fence to write), and the sweep's slice after it. */
+  roundMs?: number;
+  sweepMs?: number;
 }
 
 interface StaleCall {
   accountId: string;
   callId: string;
   node: string;
+  instance: string;
 }
 
 /**
  * The credit controller. Every round (one at a time, never overlapping): prove where the master
- * is (fence), hold the lease, read accounts with calls in progress and accounts it blocked, apply
- * the rules (projection.ts) and the breaker, then write blocks, unblocks and removals of dead
- * edges' calls in one fenced batch with their audit entries.
+ * is (fence), hold the lease, check the dataset marker, read the runs-dry index (accounts whose
+ * projection reached zero, and blocks of ours that may lift: src/calls/totals.ts) and the edges'
+ * liveness, re-read and judge just those accounts from their hash and call totals (projection.ts),
+ * apply the breaker, then write blocks, unblocks and removals of dead edges' calls in one fenced
+ * batch with their audit entries. A slice of the reconciliation sweep follows. What a round costs
+ * grows with what is due, not with the number of accounts or calls.
  */
 export class CreditController {
   private readonly lease: Lease;
@@ -60,6 +74,12 @@ export class CreditController {
   private readonly deadSince = new Map<string, number>();
   /** account -> the unknown cause last logged, so a lasting fault logs once, not every round. */
   private readonly unknownLogged = new Map<string, string>();
+  private readonly sweep: Sweep;
+  private datasetMissingLogged = false;
+  /** Set by a round that acted: the sweep's slice follows it. */
+  private sweepDbsize: number | undefined;
+  /** The master (address/generation) on which the layout was checked. */
+  private layoutCheckedOn: string | undefined;
   lastReport: RoundReport | undefined;
 
   constructor(
@@ -71,6 +91,9 @@ export class CreditController {
   ) {
     this.lease = new Lease(master.client, s.holderId, s.leaseMs);
     this.breaker = new Breaker(s.breaker);
+    // EVALSHA for the call scripts in write batches and the sweep's pipelines.
+    defineCallScripts(master.client);
+    this.sweep = new Sweep({ sweepMs: s.sweepMs, roundMs: s.roundMs, fullEvery: s.sweepFullEvery }, logger, metrics, (a) => this.noteUnknown(a));
   }
 
   get isLeader(): boolean {
@@ -98,11 +121,29 @@ export class CreditController {
     }
   }
 
+  /**
+   * One round, then (when it acted) one slice of the reconciliation sweep, on the same connection
+   * after the round's batch (so it cannot abort it) and timed apart: the round is what finds and
+   * acts on accounts; the sweep is upkeep.
+   */
   async round(): Promise<RoundReport> {
     const endTimer = this.metrics.roundSeconds.startTimer();
+    const started = performance.now();
+    this.sweepDbsize = undefined;
     const report = await this.roundInner();
+    report.roundMs = performance.now() - started;
     endTimer();
     this.metrics.rounds.inc({ outcome: report.outcome });
+    if (this.sweepDbsize !== undefined) {
+      const sweepStarted = performance.now();
+      try {
+        await this.sweep.step(this.master.client, this.sweepDbsize, this.clock());
+      } catch (err) {
+        this.logger.warn({ master: report.master, err: (err as Error).message }, 'sweep step failed; it resumes next round');
+      }
+      report.sweepMs = performance.now() - sweepStarted;
+      this.metrics.sweepStepSeconds.observe(report.sweepMs / 1000);
+    }
     this.lastReport = report;
     return report;
   }
@@ -125,44 +166,92 @@ export class CreditController {
     }
     if (!this.leader) return this.empty('standby', undefined, fence.address);
 
-    let snapshot: RoundSnapshot;
+    const client = this.master.client;
+    const now = this.clock();
+    let index: RoundIndex;
     try {
-      snapshot = await readRound(this.master.client);
+      index = await readIndex(client, now, this.s.maxAccountsPerRound);
     } catch (err) {
-      await this.master.client.unwatch().catch(() => undefined);
-      this.logger.warn({ master: fence.address, err: (err as Error).message }, 'round reads failed: no account judged this round');
-      return this.empty('read-failed', (err as Error).message, fence.address);
+      return this.readFailed(fence, err);
     }
-    return this.judgeAndWrite(fence, snapshot);
+    if (index.datasetId === null) return this.datasetMissing(fence);
+    if (this.datasetMissingLogged) this.logger.warn({ master: fence.address, dataset: index.datasetId }, 'dataset marker present again: judging accounts again');
+    this.datasetMissingLogged = false;
+    this.metrics.datasetMissing.set(0);
+
+    const onMaster = `${fence.address}#${fence.generation}`;
+    if (this.layoutCheckedOn !== onMaster) {
+      if (index.layout === null) {
+        try {
+          const migrated = await migrateLayout(client, this.logger);
+          if (!migrated.done) return this.datasetMissing(fence);
+        } catch (err) {
+          return this.readFailed(fence, err);
+        }
+      }
+      this.layoutCheckedOn = onMaster;
+      this.sweep.restart();
+    }
+
+    const report = await this.judgeAndWrite(fence, index, now);
+    if (report.outcome === 'acted') this.sweepDbsize = index.dbsize;
+    return report;
   }
 
-  private async judgeAndWrite(fence: Fence, snapshot: RoundSnapshot): Promise<RoundReport> {
-    const now = this.clock();
+  private async readFailed(fence: Fence, err: unknown): Promise<RoundReport> {
+    await this.master.client.unwatch().catch(() => undefined);
+    this.logger.warn({ master: fence.address, err: (err as Error).message }, 'round reads failed: no account judged this round');
+    return this.empty('read-failed', (err as Error).message, fence.address);
+  }
+
+  /** No marker: the master's data may be lost or flushed; nothing there is evidence of anything. */
+  private datasetMissing(fence: Fence): RoundReport {
+    if (!this.datasetMissingLogged) {
+      this.logger.error({ alert: true, master: fence.address }, 'DATASET MARKER MISSING on the master: judging nothing, writing nothing (no block, no unblock, no call removed) until it is back');
+      this.datasetMissingLogged = true;
+    }
+    this.metrics.datasetMissing.set(1);
+    return this.empty('dataset-missing', 'no dataset marker on the master', fence.address);
+  }
+
+  private async judgeAndWrite(fence: Fence, index: RoundIndex, now: number): Promise<RoundReport> {
     const report = this.empty('acted', undefined, fence.address);
-    const { stale, doubtful } = this.deadEdgeCalls(snapshot, now);
+    const client = this.master.client;
+    let stale: StaleCall[];
+    let inDoubt: Set<string>;
+    let emptyEdges: string[];
+    let candidates: Map<string, CandidateReads>;
+    try {
+      ({ stale, inDoubt, emptyEdges } = await this.deadEdgeCalls(index.edges, now));
+      const ids = [...new Set([...index.due, ...index.liftable])].sort();
+      candidates = await readCandidates(client, ids);
+    } catch (err) {
+      return this.readFailed(fence, err);
+    }
 
     const assessments: Assessment[] = [];
-    let calls = 0;
-    for (const [accountId, reads] of snapshot.accounts) {
-      const assessment = assess({ accountId, ...reads, doubtfulCalls: doubtful }, now);
+    for (const [accountId, reads] of candidates) {
+      const assessment = assessTotals({ accountId, account: reads.account, totals: reads.totals, inDoubt: inDoubt.has(accountId) }, now);
       assessments.push(assessment);
-      calls += Object.keys(reads.calls ?? {}).length;
       this.noteUnknown(assessment);
     }
     report.evaluated = assessments.length;
     report.unknown = assessments.filter((a) => a.kind === 'unknown').length;
     this.metrics.accountsEvaluated.set(report.evaluated);
-    this.metrics.callsInProgress.set(calls);
 
     const toBlock = assessments.filter((a): a is Assessed => actionFor(a) === 'block');
     const toUnblock = assessments.filter((a): a is Assessed => actionFor(a) === 'unblock');
-    const verdict = this.breaker.judge(toBlock.length, report.evaluated, now);
+    // Index entries that were wrong (an edit that did not recompute them): set right in the batch.
+    const toReindex = assessments.filter((a) => actionFor(a) === 'none' && !(a.kind === 'unknown' && a.cause === 'edge-in-doubt')).map((a) => a.accountId);
+    // Due accounts left for the next round count for the breaker too.
+    const dueLeft = Math.max(0, index.dueTotal - index.due.length);
+    const verdict = this.breaker.judge(toBlock.length + dueLeft, Math.max(index.accountsWithCalls, report.evaluated), now);
     let blocks = toBlock;
     let confirmed = false;
     if (verdict.open) {
-      if (snapshot.confirmBlocks !== null) {
+      if (index.confirmBlocks !== null) {
         confirmed = true;
-        this.logger.warn({ confirmedBy: snapshot.confirmBlocks, accounts: toBlock.map((a) => a.accountId) }, 'breaker: an operator confirmed the held blocks');
+        this.logger.warn({ confirmedBy: index.confirmBlocks, accounts: toBlock.map((a) => a.accountId) }, 'breaker: an operator confirmed the held blocks');
         this.breaker.confirmed();
       } else {
         blocks = [];
@@ -179,17 +268,19 @@ export class CreditController {
     this.metrics.breakerOpen.set(this.breaker.open ? 1 : 0);
     this.metrics.blocksHeld.set(report.held.length);
 
-    if (blocks.length === 0 && toUnblock.length === 0 && stale.length === 0 && !confirmed) {
-      await this.master.client.unwatch().catch(() => undefined);
+    if (blocks.length === 0 && toUnblock.length === 0 && stale.length === 0 && toReindex.length === 0 && emptyEdges.length === 0 && !confirmed) {
+      await client.unwatch().catch(() => undefined);
       return report;
     }
 
     const at = new Date(now).toISOString();
     const audits: AuditEntry[] = [];
     const result = await this.master.write(fence, (tx) => {
-      for (const a of blocks) audits.push(this.block(tx, a, fence.address, at, confirmed ? snapshot.confirmBlocks : null));
+      for (const a of blocks) audits.push(this.block(tx, a, fence.address, at, confirmed ? index.confirmBlocks : null));
       for (const a of toUnblock) audits.push(this.unblock(tx, a, fence.address, at));
-      for (const entry of this.removeStale(tx, stale, fence.address, at)) audits.push(entry);
+      for (const id of toReindex) scripts(tx).reindexAccount(...reindexKeysArgs(id));
+      for (const entry of this.removeStale(tx, stale, fence.address, at, now)) audits.push(entry);
+      if (emptyEdges.length > 0) tx.srem(EDGES_KEY, ...emptyEdges);
       if (confirmed) tx.del(CONFIRM_BLOCKS_KEY);
       for (const entry of audits) appendAudit(tx, entry, this.s.auditMaxLen);
     });
@@ -218,6 +309,7 @@ export class CreditController {
     const reason = `projected balance ${a.projected} <= 0: balance ${a.balance}, ${a.calls} call(s) in progress costing ${a.spent} so far`;
     tx.hset(accountKey(a.accountId), 'credit_blocked', '1', 'credit_block_reason', reason, EVIDENCE_FIELD, evidence, BLOCKED_BY_FIELD, CONTROLLER_MARK);
     tx.sadd(BLOCKED_INDEX_KEY, a.accountId);
+    scripts(tx).reindexAccount(...reindexKeysArgs(a.accountId));
     return { action: 'block', account: a.accountId, reason, evidence, controller: this.s.name, master, at };
   }
 
@@ -227,14 +319,15 @@ export class CreditController {
     tx.hset(accountKey(a.accountId), 'credit_blocked', '0');
     tx.hdel(accountKey(a.accountId), 'credit_block_reason', EVIDENCE_FIELD, BLOCKED_BY_FIELD);
     tx.srem(BLOCKED_INDEX_KEY, a.accountId);
+    scripts(tx).reindexAccount(...reindexKeysArgs(a.accountId));
     return { action: 'unblock', account: a.accountId, reason, evidence, controller: this.s.name, master, at };
   }
 
-  private removeStale(tx: ChainableCommander, stale: StaleCall[], master: string, at: string): AuditEntry[] {
+  private removeStale(tx: ChainableCommander, stale: StaleCall[], master: string, at: string, now: number): AuditEntry[] {
     const byAccountNode = new Map<string, StaleCall[]>();
     for (const call of stale) {
       // Debited up to now: the edge that carried it is gone, and so is the call's end time.
-      tx.eval(CALL_END_LUA, 3, callsKey(call.accountId), CALLS_INDEX_KEY, accountKey(call.accountId), call.callId, call.accountId, String(Date.now()));
+      scripts(tx).callEnd(...callEndArgs(call.accountId, call.callId, now, call));
       const key = `${call.accountId}|${call.node}`;
       byAccountNode.set(key, [...(byAccountNode.get(key) ?? []), call]);
     }
@@ -250,32 +343,44 @@ export class CreditController {
   }
 
   /**
-   * Calls whose edge process no longer renews its liveness (key gone, or renewed by a new process
-   * of the same node): in doubt during the grace period (their accounts are unknown), then stale.
+   * Edge processes that no longer renew their liveness (key gone, or renewed by a new process of
+   * the same node): their calls are in doubt during the grace period (their accounts are unknown),
+   * then stale. Only dead edges' call lists are read (calls:edge:{node}:{instance}).
    */
-  private deadEdgeCalls(snapshot: RoundSnapshot, now: number): { stale: StaleCall[]; doubtful: Set<string> } {
+  private async deadEdgeCalls(edges: string[], now: number): Promise<{ stale: StaleCall[]; inDoubt: Set<string>; emptyEdges: string[] }> {
     const stale: StaleCall[] = [];
-    const doubtful = new Set<string>();
+    const inDoubt = new Set<string>();
+    const emptyEdges: string[] = [];
+    const byMember = edges.map((member) => ({ member, ...splitEdgeMember(member) }));
+    const liveness = await readLiveness(this.master.client, [...new Set(byMember.map((e) => e.node))]);
+    const dead = byMember.filter((e) => liveness.get(e.node) !== e.instance);
     const seenDead = new Set<string>();
-    for (const [accountId, { calls }] of snapshot.accounts) {
-      for (const [callId, raw] of Object.entries(calls ?? {})) {
-        const record = parseCallRecord(raw);
-        if (!record || !snapshot.liveness.has(record.node)) continue;
-        if (snapshot.liveness.get(record.node) === record.instance) continue;
-        const key = `${record.node}|${record.instance}`;
-        seenDead.add(key);
-        const since = this.deadSince.get(key) ?? now;
-        if (!this.deadSince.has(key)) {
-          this.deadSince.set(key, now);
-          this.logger.warn({ node: record.node, instance: record.instance, graceMs: this.s.deadEdgeGraceMs }, 'edge liveness lapsed: its calls are in doubt until the grace period ends');
-        }
-        if (now - since >= this.s.deadEdgeGraceMs) stale.push({ accountId, callId, node: record.node });
-        else doubtful.add(callId);
+    const pastGrace: typeof dead = [];
+    for (const e of dead) {
+      seenDead.add(e.member);
+      if (!this.deadSince.has(e.member)) {
+        this.deadSince.set(e.member, now);
+        this.logger.warn({ node: e.node, instance: e.instance, graceMs: this.s.deadEdgeGraceMs }, 'edge liveness lapsed: its calls are in doubt until the grace period ends');
       }
+      if (now - this.deadSince.get(e.member)! >= this.s.deadEdgeGraceMs) pastGrace.push(e);
     }
     // An edge that came back (or whose calls are gone) starts a fresh grace period next time.
     for (const key of [...this.deadSince.keys()]) if (!seenDead.has(key)) this.deadSince.delete(key);
-    return { stale, doubtful };
+    if (dead.length === 0) return { stale, inDoubt, emptyEdges };
+
+    const calls = await readEdgeCalls(this.master.client, dead.map((e) => e.member));
+    for (const e of dead) {
+      const gone = pastGrace.includes(e);
+      const list = Object.entries(calls.get(e.member) ?? {});
+      // A dead edge process with no calls left: off the list (the call steps leave that to us).
+      if (list.length === 0) emptyEdges.push(e.member);
+      for (const [callId, accountId] of list) {
+        if (gone && stale.length < this.s.maxStaleCallsPerRound) stale.push({ accountId, callId, node: e.node, instance: e.instance });
+        // Past the grace period but left for the next round: still in doubt.
+        else inDoubt.add(accountId);
+      }
+    }
+    return { stale, inDoubt, emptyEdges };
   }
 
   private noteUnknown(assessment: Assessment): void {
@@ -315,6 +420,9 @@ export class CreditController {
     return `${role} on ${r.master ?? 'no master'}: last round ${r.outcome}${r.why ? ` (${r.why})` : ''}, ${r.evaluated} accounts, ${r.unknown} unknown${breaker}`;
   }
 }
+
+/** A MULTI of the master client, with the call scripts defined on that client. */
+const scripts = (tx: ChainableCommander) => tx as unknown as CallScripts;
 
 /** A low-cardinality label for the not-done metric. */
 function shortWhy(why: string): string {

@@ -1,10 +1,12 @@
 import { BadAccountValue, parseAccount } from '../accounts/account.js';
-import { parseCallRecord, type CallRecord } from '../calls/records.js';
+import { parseCallRecord } from '../calls/records.js';
+import type { CallTotals } from '../calls/totals.js';
 
 /**
  * The controller's rules for one account in one round (pure: no I/O, the clock is an argument).
  *
- * projected balance = balance - sum over its calls in progress of rate x minutes so far.
+ * projected balance = balance - sum over its calls in progress of rate x minutes so far, computed
+ * from the account's call totals (src/calls/totals.ts): the same sum, as arithmetic on one hash.
  * At or below zero the account is *exhausted*; above, *funded*. Anything the rule needs that is
  * missing or does not parse makes the account *unknown* for the round: no block, no unblock.
  * Reading "no value" as "no credit" was the incident's bug.
@@ -55,10 +57,50 @@ export interface Assessed {
 
 const round6 = (n: number) => Math.round(n * 1e6) / 1e6;
 
+/** The totals of a set of call records, as the Lua steps keep them (doubtful calls noted apart). */
+export function totalsOf(calls: Record<string, string>, doubtful?: ReadonlySet<string>): { totals: CallTotals; doubtful: boolean } {
+  const records = Object.entries(calls).map(([callId, raw]) => ({ callId, record: parseCallRecord(raw) }));
+  const starts = records.flatMap((r) => (r.record ? [r.record.start] : []));
+  const base = starts.length > 0 ? Math.min(...starts) : 0;
+  const t: CallTotals = { calls: 0, bad: 0, base, rated: 0, ratedT: 0, unrated: 0, unratedT: 0 };
+  let inDoubt = false;
+  for (const { callId, record } of records) {
+    if (doubtful?.has(callId)) inDoubt = true;
+    t.calls++;
+    if (!record) t.bad++;
+    else if (record.rate !== undefined) {
+      t.rated += record.rate;
+      t.ratedT += record.rate * (record.start - base);
+    } else {
+      t.unrated++;
+      t.unratedT += record.start - base;
+    }
+  }
+  return { totals: t, doubtful: inDoubt };
+}
+
+/** From the call records themselves (the sweep's truth, and the rules' unit tests). */
 export function assess(reads: AccountReads, now: number): Assessment {
-  const { accountId } = reads;
+  if (reads.account === null || reads.calls === null) return { kind: 'unknown', accountId: reads.accountId, cause: 'read-failed', detail: 'account or calls could not be read' };
+  const { totals, doubtful } = totalsOf(reads.calls, reads.doubtfulCalls);
+  return assessTotals({ accountId: reads.accountId, account: reads.account, totals, inDoubt: doubtful }, now);
+}
+
+export interface TotalsReads {
+  accountId: string;
+  /** HGETALL account:{id}; null when the read failed. An empty object is a missing hash. */
+  account: Record<string, string> | null;
+  /** The account's call totals; null when the read failed or they do not parse. */
+  totals: CallTotals | null;
+  /** Some of its calls are on an edge whose liveness lapsed, within the grace period. */
+  inDoubt?: boolean;
+}
+
+/** The rules on an account's hash and call totals. */
+export function assessTotals(reads: TotalsReads, now: number): Assessment {
+  const { accountId, totals: t } = reads;
   const unknown = (cause: string, detail: string): Unknown => ({ kind: 'unknown', accountId, cause, detail });
-  if (reads.account === null || reads.calls === null) return unknown('read-failed', 'account or calls could not be read');
+  if (reads.account === null || t === null) return unknown('read-failed', 'account or call totals could not be read');
   if (Object.keys(reads.account).length === 0) return unknown('missing-account', `account:${accountId} does not exist`);
 
   let account;
@@ -73,18 +115,13 @@ export function assess(reads: AccountReads, now: number): Assessment {
     // Absent balance means "not credit-limited" to the edge; a block of ours on it cannot be judged.
     return blockedByController ? unknown('no-balance', 'blocked by the controller but has no balance field') : { kind: 'not-credit-limited', accountId };
   }
+  if (t.calls > 0 && reads.inDoubt) return unknown('edge-in-doubt', "some of its calls are on an edge whose liveness has lapsed; waiting out the grace period");
+  if (t.bad > 0) return unknown('bad-call-record', `${t.bad} call record(s) do not parse`);
+  if (t.unrated > 0 && account.rate === undefined) return unknown('no-rate', `${t.unrated} call(s) with no rate on the record nor on the account`);
 
-  let spent = 0;
-  let calls = 0;
-  for (const [callId, raw] of Object.entries(reads.calls)) {
-    if (reads.doubtfulCalls?.has(callId)) return unknown('edge-in-doubt', `call ${callId}: its edge's liveness has lapsed; waiting out the grace period`);
-    const record: CallRecord | undefined = parseCallRecord(raw);
-    if (!record) return unknown('bad-call-record', `call ${callId}: record does not parse`);
-    const rate = record.rate ?? account.rate;
-    if (rate === undefined) return unknown('no-rate', `call ${callId}: no rate on the call record nor on the account`);
-    spent += (rate * Math.max(0, now - record.start)) / 60_000;
-    calls++;
-  }
+  const elapsed = now - t.base;
+  const spentPerMinute = t.rated * elapsed - t.ratedT + (t.unrated > 0 ? account.rate! * (t.unrated * elapsed - t.unratedT) : 0);
+  const spent = t.calls > 0 ? spentPerMinute / 60_000 : 0;
   const projected = round6(account.balance - spent);
   return {
     kind: projected <= 0 ? 'exhausted' : 'funded',
@@ -92,7 +129,7 @@ export function assess(reads: AccountReads, now: number): Assessment {
     balance: account.balance,
     spent: round6(spent),
     projected,
-    calls,
+    calls: t.calls,
     creditBlocked: account.creditBlocked,
     blockedByController,
   };

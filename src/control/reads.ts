@@ -1,61 +1,109 @@
 import type { Redis } from 'ioredis';
 import { accountKey } from '../accounts/account.js';
-import { CALLS_INDEX_KEY, callsKey, edgeAliveKey, parseCallRecord } from '../calls/records.js';
+import { DATASET_KEY } from '../accounts/dataset.js';
+import { CALLS_INDEX_KEY, edgeAliveKey } from '../calls/records.js';
+import { BLOCKED_RUNS_DRY_KEY, EDGES_KEY, edgeCallsKey, LAYOUT_KEY, parseTotals, RUNS_DRY_KEY, totalsKey, type CallTotals } from '../calls/totals.js';
 import { LEASE_KEY } from './lease.js';
 
-/** Accounts the controller has blocked: re-evaluated every round even with no calls, so it can lift its blocks. */
+/** Accounts the controller has blocked (a set, for operators and the migration; the index is BLOCKED_RUNS_DRY_KEY). */
 export const BLOCKED_INDEX_KEY = 'controller:blocked';
 /** Set by `credit-edge controller --confirm-blocks` (or the admin API): let the held blocks through once. */
 export const CONFIRM_BLOCKS_KEY = 'controller:confirm-blocks';
 
-export interface RoundSnapshot {
-  /** Account id -> its hash (empty: missing) and its calls hash; null where the read failed. */
-  accounts: Map<string, { account: Record<string, string> | null; calls: Record<string, string> | null }>;
-  /** Edge node -> the instance its liveness key names, or null when the key is gone. */
-  liveness: Map<string, string | null>;
+/** What a round starts from: one pipelined round trip, whatever the number of accounts and calls. */
+export interface RoundIndex {
+  /** The dataset marker's id; null when there is none (a lost or flushed dataset: judge nothing). */
+  datasetId: string | null;
+  /** Accounts not blocked whose projection reached zero by `now` (at most `max`), soonest first. */
+  due: string[];
+  /** How many are due in all (the breaker counts them all, even those left for the next round). */
+  dueTotal: number;
+  /** Accounts the controller blocked that run dry later than `now` (or never): their block may lift. */
+  liftable: string[];
   confirmBlocks: string | null;
+  /** `{node}:{instance}` of every edge process with call records. */
+  edges: string[];
+  /** calls:layout: null on records of the older layout (no totals yet). */
+  layout: string | null;
+  /** Accounts with calls in progress (the breaker's share counts against them). */
+  accountsWithCalls: number;
+  /** Keys on the master (paces the sweep). */
+  dbsize: number;
+}
+
+function check(replies: [Error | null, unknown][] | null): unknown[] {
+  if (!replies) throw new Error('pipeline aborted');
+  for (const [err] of replies) if (err) throw err;
+  return replies.map(([, value]) => value);
+}
+
+/** Throws when the master does not answer: the whole round is then unknown. */
+export async function readIndex(client: Redis, now: number, max: number): Promise<RoundIndex> {
+  const r = check(
+    await client
+      .pipeline()
+      .hget(DATASET_KEY, 'id')
+      .zrangebyscore(RUNS_DRY_KEY, '-inf', now, 'LIMIT', 0, max)
+      .zcount(RUNS_DRY_KEY, '-inf', now)
+      .zrangebyscore(BLOCKED_RUNS_DRY_KEY, `(${now}`, '+inf', 'LIMIT', 0, max)
+      .get(CONFIRM_BLOCKS_KEY)
+      .smembers(EDGES_KEY)
+      .get(LAYOUT_KEY)
+      .scard(CALLS_INDEX_KEY)
+      .dbsize()
+      .exec(),
+  );
+  return {
+    datasetId: (r[0] as string | null) || null,
+    due: r[1] as string[],
+    dueTotal: r[2] as number,
+    liftable: r[3] as string[],
+    confirmBlocks: r[4] as string | null,
+    edges: r[5] as string[],
+    layout: r[6] as string | null,
+    accountsWithCalls: r[7] as number,
+    dbsize: r[8] as number,
+  };
+}
+
+/** Edge node -> the instance its liveness key names, or null when the key is gone. */
+export async function readLiveness(client: Redis, nodes: string[]): Promise<Map<string, string | null>> {
+  const liveness = new Map<string, string | null>();
+  if (nodes.length === 0) return liveness;
+  const replies = await client.mget(...nodes.map(edgeAliveKey));
+  nodes.forEach((node, i) => liveness.set(node, replies[i] ?? null));
+  return liveness;
+}
+
+/** Call-ID -> account, for each of these edge processes (only read for edges whose liveness lapsed). */
+export async function readEdgeCalls(client: Redis, edges: string[]): Promise<Map<string, Record<string, string>>> {
+  const out = new Map<string, Record<string, string>>();
+  if (edges.length === 0) return out;
+  const pipeline = client.pipeline();
+  for (const edge of edges) pipeline.hgetall(edgeCallsKey(edge));
+  const r = check(await pipeline.exec());
+  edges.forEach((edge, i) => out.set(edge, r[i] as Record<string, string>));
+  return out;
+}
+
+export interface CandidateReads {
+  /** The account hash (empty: missing) and its call totals (null: they do not parse). */
+  account: Record<string, string>;
+  totals: CallTotals | null;
 }
 
 /**
- * One round's reads from the master, in three pipelined round trips. The account keys and the
- * lease are WATCHed first, so a write batch built from these reads aborts if an operator changed
- * an account (a top-up) or another controller took the lease in between. Throws when the master
- * does not answer: the whole round is then unknown.
+ * WATCHes what the round's write batch depends on (the lease, the dataset marker, and each
+ * candidate's hash and call totals), then reads the candidates: a top-up, a call starting or
+ * ending, another controller taking the lease, or a lost dataset in between aborts the batch.
  */
-export async function readRound(client: Redis): Promise<RoundSnapshot> {
-  const index = await client.pipeline().smembers(CALLS_INDEX_KEY).smembers(BLOCKED_INDEX_KEY).get(CONFIRM_BLOCKS_KEY).exec();
-  if (!index) throw new Error('pipeline aborted');
-  for (const [err] of index) if (err) throw err;
-  const withCalls = index[0]![1] as string[];
-  const blocked = index[1]![1] as string[];
-  const ids = [...new Set([...withCalls, ...blocked])].sort();
-
-  await client.watch(LEASE_KEY, ...ids.map(accountKey));
-  const accounts: RoundSnapshot['accounts'] = new Map();
-  if (ids.length > 0) {
-    const pipeline = client.pipeline();
-    for (const id of ids) pipeline.hgetall(accountKey(id)).hgetall(callsKey(id));
-    const replies = await pipeline.exec();
-    if (!replies) throw new Error('pipeline aborted');
-    ids.forEach((id, i) => {
-      const [accountErr, account] = replies[2 * i]!;
-      const [callsErr, calls] = replies[2 * i + 1]!;
-      accounts.set(id, { account: accountErr ? null : (account as Record<string, string>), calls: callsErr ? null : (calls as Record<string, string>) });
-    });
-  }
-
-  const nodes = new Set<string>();
-  for (const { calls } of accounts.values()) {
-    for (const raw of Object.values(calls ?? {})) {
-      const record = parseCallRecord(raw);
-      if (record) nodes.add(record.node);
-    }
-  }
-  const liveness = new Map<string, string | null>();
-  if (nodes.size > 0) {
-    const list = [...nodes];
-    const replies = await client.mget(...list.map(edgeAliveKey));
-    list.forEach((node, i) => liveness.set(node, replies[i] ?? null));
-  }
-  return { accounts, liveness, confirmBlocks: index[2]![1] as string | null };
+export async function readCandidates(client: Redis, ids: string[]): Promise<Map<string, CandidateReads>> {
+  await client.watch(LEASE_KEY, DATASET_KEY, ...ids.flatMap((id) => [accountKey(id), totalsKey(id)]));
+  const out = new Map<string, CandidateReads>();
+  if (ids.length === 0) return out;
+  const pipeline = client.pipeline();
+  for (const id of ids) pipeline.hgetall(accountKey(id)).hgetall(totalsKey(id));
+  const r = check(await pipeline.exec());
+  ids.forEach((id, i) => out.set(id, { account: r[2 * i] as Record<string, string>, totals: parseTotals(r[2 * i + 1] as Record<string, string>) ?? null }));
+  return out;
 }

@@ -46,13 +46,17 @@ export function startController(config: Config, logger: Logger, options: StartCo
       leaseMs: c.lease_ms,
       deadEdgeGraceMs: c.dead_edge_grace_ms,
       auditMaxLen: c.audit_max_len,
+      sweepMs: c.sweep_ms,
+      sweepFullEvery: c.sweep_full_every,
+      maxAccountsPerRound: c.max_accounts_per_round,
+      maxStaleCallsPerRound: c.max_stale_calls_per_round,
       breaker: { maxBlocks: c.breaker.max_blocks, maxShare: c.breaker.max_share, minAccountsForShare: c.breaker.min_accounts, windowMs: c.breaker.window_ms },
     },
     log,
     metrics,
   );
   controller.start();
-  log.info({ roundMs: c.round_ms, leaseMs: c.lease_ms, waitReplicas: c.wait_replicas }, 'credit controller started');
+  log.info({ roundMs: c.round_ms, leaseMs: c.lease_ms, waitReplicas: c.wait_replicas, sweepMs: c.sweep_ms }, 'credit controller started');
   return {
     controller,
     master,

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { accountKey, encodeAccount, type AccountInput } from '../accounts/account.js';
 import { CREATE_DATASET_LUA, DATASET_KEY } from '../accounts/dataset.js';
+import { reindexArgs } from '../calls/totals.js';
 import { silentLogger, type Logger } from '../log.js';
 import { onProcessExit } from './exit-cleanup.js';
 import { freePort } from './ports.js';
@@ -162,11 +163,15 @@ export class Topology {
     const address = await this.currentMaster();
     const master = this.nodeAt(address) ?? this.master;
     const tx = master.client.multi();
+    const n = Object.keys(accounts).length;
+    // A seeded dataset is a real one: it gets the marker (created only if there is none).
+    tx.eval(CREATE_DATASET_LUA, 1, DATASET_KEY, randomUUID(), 'seed', String(n));
     for (const [id, input] of Object.entries(accounts)) {
       tx.del(accountKey(id));
       tx.hset(accountKey(id), encodeAccount(input));
+      // Like every writer of a balance: the account's runs-dry entry follows (src/calls/totals.ts).
+      tx.eval(...reindexArgs(id, accountKey(id)));
     }
-    tx.eval(CREATE_DATASET_LUA, 1, DATASET_KEY, randomUUID(), 'seed', String(Object.keys(accounts).length));
     await tx.exec();
     const { acknowledged, online } = await master.waitForReplicas(5000);
     if (acknowledged < online) throw new Error(`seed: only ${acknowledged} of ${online} replicas acknowledged`);

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { accountKey } from '../accounts/account.js';
-import { CALL_END_LUA, CALL_START_LUA, CALLS_INDEX_KEY, callsKey, edgeAliveKey, encodeCallRecord, parseCallRecord, type CallRecord } from '../calls/records.js';
+import { callEndArgs, CALLS_INDEX_KEY, callsKey, callStartArgs, defineCallScripts, edgeAliveKey, parseCallRecord, type CallRecord, type CallScripts } from '../calls/records.js';
 import type { Logger } from '../log.js';
 import { sentinelMasterClient } from '../redis/master-client.js';
 
@@ -23,10 +22,8 @@ export interface CallRecorderOptions {
 /** `at`: when the call ended, on this edge's clock (a replayed event keeps it). */
 type CallEvent = { kind: 'start'; record: CallRecord } | { kind: 'end'; callId: string; account: string; at: number };
 
-type RecordingClient = Redis & {
-  callStart(callsKey: string, indexKey: string, callId: string, record: string, account: string): Promise<number>;
-  callEnd(callsKey: string, indexKey: string, accountKey: string, callId: string, account: string, endedAt: string): Promise<number>;
-};
+/** One command per event: keys and arguments from callStartArgs / callEndArgs. */
+type RecordingClient = Redis & CallScripts;
 
 const BATCH = 64;
 const RETRY_MS = 200;
@@ -68,8 +65,7 @@ export class CallRecorder {
       timeoutMs: o.masterTimeoutMs,
       connectionName: `credit-edge-calls-${o.node}`,
     }) as RecordingClient;
-    this.client.defineCommand('callStart', { numberOfKeys: 2, lua: CALL_START_LUA });
-    this.client.defineCommand('callEnd', { numberOfKeys: 3, lua: CALL_END_LUA });
+    defineCallScripts(this.client);
     this.client.on('ready', () => {
       this.logger.info('call records: master reachable');
       void this.renewLiveness().then(() => this.drain());
@@ -142,8 +138,8 @@ export class CallRecorder {
         const batch = this.queue.slice(0, BATCH);
         const pipeline = this.client.pipeline();
         for (const e of batch) {
-          if (e.kind === 'start') (pipeline as unknown as RecordingClient).callStart(callsKey(e.record.account), CALLS_INDEX_KEY, e.record.callId, encodeCallRecord(e.record), e.record.account);
-          else (pipeline as unknown as RecordingClient).callEnd(callsKey(e.account), CALLS_INDEX_KEY, accountKey(e.account), e.callId, e.account, String(e.at));
+          if (e.kind === 'start') (pipeline as unknown as RecordingClient).callStart(...callStartArgs(e.record));
+          else (pipeline as unknown as RecordingClient).callEnd(...callEndArgs(e.account, e.callId, e.at, { node: this.o.node, instance: this.instance }));
         }
         let done = 0;
         try {
@@ -213,11 +209,11 @@ export class CallRecorder {
           const record = parseCallRecord(raw);
           if (record?.node !== this.o.node || this.active.has(callId)) continue;
           // Ended while its event was dropped: when is not known, so nothing is debited.
-          writes.callEnd(callsKey(account), CALLS_INDEX_KEY, accountKey(account), callId, account, '');
+          writes.callEnd(...callEndArgs(account, callId, undefined, record));
           removed++;
         }
       });
-      for (const record of this.active.values()) writes.callStart(callsKey(record.account), CALLS_INDEX_KEY, record.callId, encodeCallRecord(record), record.account);
+      for (const record of this.active.values()) writes.callStart(...callStartArgs(record));
       const results = (await writes.exec()) ?? [];
       const failed = results.find(([e]) => e);
       if (failed) throw failed[0] as Error;

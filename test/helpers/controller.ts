@@ -1,17 +1,20 @@
 import { accountKey } from '../../src/accounts/account.js';
-import { CALL_START_LUA, CALLS_INDEX_KEY, callsKey, edgeAliveKey, encodeCallRecord, type CallRecord } from '../../src/calls/records.js';
+import { CALL_KEY_COUNT, CALL_START_LUA, callStartArgs, edgeAliveKey, type CallRecord } from '../../src/calls/records.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { startController, type RunningController } from '../../src/control/start.js';
 import type { Topology } from '../../src/dev/topology.js';
 import { createLogger, silentLogger, type Logger } from '../../src/log.js';
 
-/** A controller config for this topology, with short timings so rounds, leases and liveness play out in a test's seconds. */
+/**
+ * A controller config for this topology, with short timings so rounds, leases, liveness and the
+ * reconciliation sweep (which picks up balances edited directly on the master) play out in a test's seconds.
+ */
 export function controllerConfig(topology: Topology, name: string, controller: Record<string, unknown> = {}): Config {
   return parseConfig(
     JSON.stringify({
       redis: { sentinel: { master_name: topology.masterName, addresses: topology.sentinelAddresses().map((s) => `${s.host}:${s.port}`) } },
-      controller: { name, round_ms: 200, lease_ms: 1000, master_timeout_ms: 300, wait_replicas: 1, wait_timeout_ms: 250, dead_edge_grace_ms: 500, ...controller },
+      controller: { name, round_ms: 200, lease_ms: 1000, master_timeout_ms: 300, wait_replicas: 1, wait_timeout_ms: 250, dead_edge_grace_ms: 500, sweep_ms: 500, ...controller },
     }),
     '(test controller)',
   );
@@ -33,7 +36,7 @@ export async function writeCalls(topology: Topology, records: CallRecord[]): Pro
   for (const r of records) {
     // The edge's liveness, unless the test plays a dead edge (it sets its own, short, key first).
     await client.set(edgeAliveKey(r.node), r.instance, 'PX', 120_000, 'NX');
-    await client.eval(CALL_START_LUA, 2, callsKey(r.account), CALLS_INDEX_KEY, r.callId, encodeCallRecord(r), r.account);
+    await client.eval(CALL_START_LUA, CALL_KEY_COUNT, ...callStartArgs(r));
   }
 }
 
