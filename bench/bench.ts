@@ -7,7 +7,7 @@ import type { Logger } from '../src/log.js';
 import { callSequence, makeAccounts, type AccountSet } from './accounts.js';
 import { startControllerIfAvailable, type ControllerHandle } from './controller-hook.js';
 import { topFunctions } from './cpu-profile.js';
-import { driveArm, type ArmResult } from './load.js';
+import { driveArm, type ArmResult, type LocalCopySample } from './load.js';
 import { PROFILES, resolveOptions, type Arm, type BenchOptions, type Profile, type ProfileName, type ResolvedOptions } from './profiles.js';
 import { writeReport, type ReportArm, type ReportInput } from './report.js';
 import { startRig, type Rig } from './rig.js';
@@ -56,6 +56,12 @@ export interface Summary {
   ungated?: { calls: number; failed_calls: number; pdd_p50_ms: number | null; pdd_p99_ms: number | null; pdd_max_ms: number | null };
   ratio_basis?: string;
   phases?: { healthy: PddFigures | null; faulted: PddFigures | null; fault_ratio_p99: number | null; windows: { label: string; start_s: number; end_s: number | null; error?: string }[] };
+  /**
+   * Share of the gated arms' lookups the edge's local copy answered (no round trip): over the
+   * whole arms, and for fault profiles per phase (before the first fault, from it to the end of the
+   * last one, after). Null where the edge had no local copy.
+   */
+  local_copy_hit_rate?: { whole: number | null; healthy?: number | null; faulted?: number | null; after?: number | null };
   /** Figures the faults measured themselves (data-loss: seconds to the first cache-served answer, ...). */
   figures?: Record<string, number>;
   capacity?: { p99_limit_ms: number; fail_limit_pct: number; max_cps_passing: number | null; steps: CapacityStep[] };
@@ -324,6 +330,7 @@ function summarize(profile: Profile, o: ResolvedOptions, run: MeasuredRun, ctx: 
     summary.ungated = { calls: uc.calls, failed_calls: uc.failed_calls, pdd_p50_ms: nul(uf?.p50), pdd_p99_ms: nul(uf?.p99), pdd_max_ms: nul(uf?.max) };
     summary.ratio_basis = `calls for good accounts (routed in both arms): gated p50 ${okGated?.p50} / p99 ${okGated?.p99} ms, ungated p50 ${okUngated?.p50} / p99 ${okUngated?.p99} ms`;
   }
+  summary.local_copy_hit_rate = localCopyHitRates(gatedArms, profile.kind === 'faults');
   if (profile.kind === 'faults') {
     summary.phases = phasesOf(gatedArms);
     const figures = Object.assign({}, ...gatedArms.flatMap((m) => m.result.faults.map((w) => w.figures))) as Record<string, number>;
@@ -332,6 +339,34 @@ function summarize(profile: Profile, o: ResolvedOptions, run: MeasuredRun, ctx: 
   if (run.steps) summary.capacity = { p99_limit_ms: o.p99LimitMs, fail_limit_pct: o.failLimitPct, max_cps_passing: cps, steps: run.steps };
   summary.targets = targetsOf(profile, summary);
   return summary;
+}
+
+/** Hit rate of the local copy between the samples nearest two instants (null: no lookup, or no local copy). */
+function hitRateBetween(samples: LocalCopySample[], fromMs: number, toMs: number): number | null {
+  const nearest = (ms: number) => samples.reduce((best, s) => (Math.abs(s.atMs - ms) < Math.abs(best.atMs - ms) ? s : best));
+  if (samples.length < 2) return null;
+  const a = nearest(fromMs);
+  const b = nearest(toMs);
+  const lookups = b.hits - a.hits + (b.misses - a.misses);
+  return lookups > 0 ? Math.round(((b.hits - a.hits) / lookups) * 1000) / 1000 : null;
+}
+
+function localCopyHitRates(arms: Measured[], perPhase: boolean): NonNullable<Summary['local_copy_hit_rate']> {
+  let hits = 0;
+  let lookups = 0;
+  for (const { result } of arms) {
+    const first = result.localCopy[0];
+    const last = result.localCopy.at(-1);
+    if (!first || !last) continue;
+    hits += last.hits - first.hits;
+    lookups += last.hits - first.hits + (last.misses - first.misses);
+  }
+  const whole = lookups > 0 ? Math.round((hits / lookups) * 1000) / 1000 : null;
+  const arm = arms[0]?.result;
+  if (!perPhase || !arm || arm.faults.length === 0) return { whole };
+  const start = Math.min(...arm.faults.map((w) => w.startMs));
+  const end = Math.max(...arm.faults.map((w) => w.endMs ?? arm.endMs));
+  return { whole, healthy: hitRateBetween(arm.localCopy, arm.t0Ms, start), faulted: hitRateBetween(arm.localCopy, start, end), after: hitRateBetween(arm.localCopy, end, arm.endMs) };
 }
 
 /** Healthy = INVITEs before the first fault; faulted = INVITEs inside a fault window or the 2 s after it. */

@@ -8,16 +8,28 @@ import { adminRequest } from '../src/admin/client.js';
 
 /** The sum of every series of a metric in GET /metrics (Prometheus text), e.g. all causes of a counter. */
 export async function metricSum(adminUrl: string, name: string): Promise<number> {
-  const { status, body } = await adminRequest({ url: adminUrl }, 'GET', '/metrics', 5000);
-  if (status !== 200 || typeof body !== 'string') throw new Error(`GET ${adminUrl}/metrics: HTTP ${status}`);
-  return sumOfSeries(body, name);
+  return sumOfSeries(await metricsText(adminUrl), name);
 }
 
-/** Pure part of metricSum: sample lines `name value` or `name{labels} value`. */
-export function sumOfSeries(text: string, name: string): number {
+export async function metricsText(adminUrl: string): Promise<string> {
+  const { status, body } = await adminRequest({ url: adminUrl }, 'GET', '/metrics', 5000);
+  if (status !== 200 || typeof body !== 'string') throw new Error(`GET ${adminUrl}/metrics: HTTP ${status}`);
+  return body;
+}
+
+/** The local copy's hits and misses so far (credit_edge_local_copy_lookups_total). */
+export async function localCopyCounts(adminUrl: string): Promise<{ hits: number; misses: number }> {
+  const text = await metricsText(adminUrl);
+  const name = 'credit_edge_local_copy_lookups_total';
+  return { hits: sumOfSeries(text, name, 'result="hit"'), misses: sumOfSeries(text, name, 'result="miss"') };
+}
+
+/** Pure part of metricSum: sample lines `name value` or `name{labels} value`, optionally only those whose labels contain `label`. */
+export function sumOfSeries(text: string, name: string, label?: string): number {
   let sum = 0;
   for (const line of text.split('\n')) {
     if (!line.startsWith(name) || (line[name.length] !== ' ' && line[name.length] !== '{')) continue;
+    if (label !== undefined && !line.slice(name.length, line.indexOf('}') + 1).includes(label)) continue;
     const value = Number(line.slice(line.lastIndexOf(' ') + 1));
     if (Number.isFinite(value)) sum += value;
   }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { startSipp, type RttSample, type SippResult } from '../src/dev/sipp.js';
 import type { Logger } from '../src/log.js';
 import type { Arm } from './profiles.js';
+import { localCopyCounts } from './edge-admin.js';
 import { cpuMsOf, peakRssMbOf } from './proc-stats.js';
 import type { Rig } from './rig.js';
 import { readTrace, type CallTrace } from './trace.js';
@@ -40,6 +41,14 @@ export interface ArmResult {
   cpu: { edgeMs: number | null; sipServerMs: number | null };
   /** Peak RSS (VmHWM) of the edge process at the arm's end, MB. */
   edgeRssMb: number | null;
+  /** The edge's local copy hits and misses so far, read at the arm's start and end and at each fault's start and end. */
+  localCopy: LocalCopySample[];
+}
+
+export interface LocalCopySample {
+  atMs: number;
+  hits: number;
+  misses: number;
 }
 
 export interface DriveOptions {
@@ -78,6 +87,15 @@ export async function driveArm(o: DriveOptions): Promise<ArmResult> {
       extraArgs: o.warmup ? [] : ['-trace_msg', '-message_file', traceFile],
     });
     const t0Ms = Date.now();
+    const localCopy: LocalCopySample[] = [];
+    // Few samples (the edge's /metrics costs it some CPU): phase boundaries only.
+    const sampleLocalCopy = async () => {
+      if (o.warmup) return;
+      const atMs = Date.now();
+      const counts = await localCopyCounts(rig.edge.adminUrl).catch(() => undefined);
+      if (counts) localCopy.push({ atMs, ...counts });
+    };
+    await sampleLocalCopy();
     const faults: FaultWindow[] = [];
     const running = (o.warmup ? [] : arm.faults).map(
       (fault) =>
@@ -86,6 +104,7 @@ export async function driveArm(o: DriveOptions): Promise<ArmResult> {
             const w: FaultWindow = { label: fault.label, startMs: Date.now(), endMs: undefined, marks: [], figures: {} };
             faults.push(w);
             o.logger.info({ fault: fault.label }, 'bench: fault start');
+            void sampleLocalCopy();
             fault
               .run({ topology: rig.topology, edgeAdmin: rig.edge.adminUrl, sipTarget: rig.sipTarget, mark: (label) => w.marks.push({ label, atMs: Date.now() }), figure: (name, value) => (w.figures[name] = value) })
               .catch((err: unknown) => {
@@ -94,13 +113,14 @@ export async function driveArm(o: DriveOptions): Promise<ArmResult> {
               })
               .finally(() => {
                 w.endMs = Date.now();
-                resolve();
+                void sampleLocalCopy().then(resolve);
               });
           }, fault.atS * 1000);
         }),
     );
     const result = await sipp.done;
     const endMs = Date.now();
+    await sampleLocalCopy();
     const cpuAtEnd = { edge: cpuMsOf(edgePid), sip: sipPid === undefined ? undefined : cpuMsOf(sipPid) };
     const edgeRssMb = peakRssMbOf(edgePid) ?? null;
     await Promise.all(running);
@@ -116,6 +136,7 @@ export async function driveArm(o: DriveOptions): Promise<ArmResult> {
       faults,
       cpu: { edgeMs: cpuSpent(cpuAtStart.edge, cpuAtEnd.edge), sipServerMs: cpuSpent(cpuAtStart.sip, cpuAtEnd.sip) },
       edgeRssMb,
+      localCopy: localCopy.sort((a, b) => a.atMs - b.atMs),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

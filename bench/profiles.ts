@@ -244,9 +244,15 @@ export const PROFILES: Record<ProfileName, Profile> = {
             const t0 = Date.now();
             await topology.master.client.del(accountKey(probe));
             mark('deleted');
-            let status: number | undefined;
-            while (Date.now() - t0 < 10_000 && (status = await answer()) !== 403) await sleep(100);
-            if (status === 403) figure('single_deletion_403_after_s', (Date.now() - t0) / 1000);
+            // Calls placed one after another; the figure is when the first call answered 403 was
+            // placed (SIPp started), not when its answer came back through a process start.
+            for (let placed = Date.now(); placed - t0 < 10_000; placed = Date.now()) {
+              if ((await answer()) === 403) {
+                figure('single_deletion_403_after_s', (placed - t0) / 1000);
+                break;
+              }
+              await sleep(50);
+            }
           },
         },
       ];
