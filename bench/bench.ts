@@ -132,7 +132,7 @@ export async function runBench(name: ProfileName, options: BenchOptions = {}, ho
     note(`${name}: ${profile.description} (about ${planS} s)`);
     const measured = await Promise.race([
       (async () => {
-        const rig = (started.rig = await startRig({ sentinels: profile.sentinels, logger, runDir, cpuProfile: o.cpuProfile }));
+        const rig = (started.rig = await startRig({ sentinels: profile.sentinels, logger, runDir, cpuProfile: o.cpuProfile, localCopy: o.localCopy }));
         const accounts = makeAccounts(o.accounts);
         await rig.topology.seed(accounts.seed);
         note(`rig up: ${rig.sipServer.kind} ${rig.sipTarget}, ${rig.topology.replicas.length} replicas, ${profile.sentinels} sentinels; ${Object.keys(accounts.seed).length} of ${o.accounts} accounts seeded`);

@@ -32,7 +32,8 @@ export function configureBenchCommand(cmd: Command): Command {
     .option('--fail-limit <pct>', 'capacity: failed calls limit, percent', num)
     .option('--out <dir>', 'results directory (default bench/results)')
     .option('--keep-traces', "keep SIPp's raw message traces in the run directory")
-    .option('--profile', "run the edge with node --cpu-prof (.cpuprofile files in the run directory); the report lists its top functions");
+    .option('--profile', "run the edge with node --cpu-prof (.cpuprofile files in the run directory); the report lists its top functions")
+    .option('--no-local-copy', 'run the edge without its local copy (local_copy.enabled: false): every lookup a round trip, as before the local copy');
 }
 
 export function benchOptionsOf(opts: Record<string, unknown>): BenchOptions {
@@ -53,6 +54,7 @@ export function benchOptionsOf(opts: Record<string, unknown>): BenchOptions {
   if (typeof opts.out === 'string') o.outDir = opts.out;
   if (opts.keepTraces === true) o.keepTraces = true;
   if (opts.profile === true) o.cpuProfile = true;
+  if (opts.localCopy === false) o.localCopy = false;
   return o;
 }
 

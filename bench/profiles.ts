@@ -62,6 +62,8 @@ export interface BenchOptions {
   keepTraces?: boolean;
   /** Run the edge with node --cpu-prof; the report lists its top functions by self time. */
   cpuProfile?: boolean;
+  /** false: the edge runs without its local copy (the comparison before/after it). */
+  localCopy?: boolean;
 }
 
 export interface Profile {
@@ -77,7 +79,7 @@ export interface Profile {
   controller?: boolean;
 }
 
-export type ResolvedOptions = Required<Omit<BenchOptions, 'outDir' | 'keepTraces' | 'cpuProfile'>> & { outDir: string; keepTraces: boolean; cpuProfile: boolean };
+export type ResolvedOptions = Required<Omit<BenchOptions, 'outDir' | 'keepTraces' | 'cpuProfile' | 'localCopy'>> & { outDir: string; keepTraces: boolean; cpuProfile: boolean; localCopy: boolean };
 
 
 /** Gated and ungated arms in ABBA order: G U, U G, G U... */
@@ -284,6 +286,7 @@ export function resolveOptions(profile: Profile, o: BenchOptions, defaultOutDir:
     outDir: o.outDir ?? defaultOutDir,
     keepTraces: o.keepTraces ?? false,
     cpuProfile: o.cpuProfile ?? false,
+    localCopy: o.localCopy ?? true,
   };
 }
 

@@ -37,6 +37,8 @@ export interface RigOptions {
   runDir: string;
   /** Run the edge with node --cpu-prof. */
   cpuProfile: boolean;
+  /** The edge's local copy on (the product's default) or off. */
+  localCopy: boolean;
 }
 
 export async function startRig(options: RigOptions): Promise<Rig> {
@@ -64,6 +66,7 @@ export async function startRig(options: RigOptions): Promise<Rig> {
       routes: { default: [`sip:127.0.0.1:${carrier.port}`] },
       decision_header: true,
       bypass_gating: !gated,
+      local_copy: { enabled: options.localCopy },
     });
 
     let edge: EdgeProcess | undefined;
