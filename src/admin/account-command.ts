@@ -151,7 +151,8 @@ export async function setAccount(master: FencedMaster, id: string, change: Accou
   );
 }
 
-async function withMaster<T>(opts: { config?: string }, fn: (master: FencedMaster, config: Config) => Promise<T>): Promise<T> {
+/** Runs `fn` with the master found through Sentinel from the config file, and closes it after. */
+export async function withMaster<T>(opts: { config?: string }, fn: (master: FencedMaster, config: Config) => Promise<T>): Promise<T> {
   const { config } = loadConfig(opts.config);
   const master = await connectMaster(config);
   try {
@@ -161,9 +162,12 @@ async function withMaster<T>(opts: { config?: string }, fn: (master: FencedMaste
   }
 }
 
+/** The --config option of every command that reaches the master through Sentinel. */
+export const masterConfigOption = ['-c, --config <file>', 'config file for redis.sentinel and redis.password (default config/credit-edge.yaml)'] as const;
+
 export function registerAccountCommand(program: Command): void {
   const account = program.command('account').description('show or change an account on the Redis master (through Sentinel)');
-  const configOption = ['-c, --config <file>', 'config file for redis.sentinel and redis.password (default config/credit-edge.yaml)'] as const;
+  const configOption = masterConfigOption;
 
   account
     .command('show')

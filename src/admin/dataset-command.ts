@@ -2,11 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import { ACCOUNT_KEY_PREFIX } from '../accounts/account.js';
 import { ACCEPT_DATASET_LUA, ACCEPT_DELETIONS_LUA, CREATE_DATASET_LUA, DATASET_KEY } from '../accounts/dataset.js';
-import { loadConfig } from '../config/load.js';
-import type { Config } from '../config/schema.js';
 import { appendAudit, type AuditAction } from '../control/audit.js';
 import type { FencedMaster } from '../control/master.js';
-import { connectMaster, operatorName } from './account-command.js';
+import { masterConfigOption, operatorName, withMaster } from './account-command.js';
 
 /**
  * `credit-edge dataset show|init|accept|accept-deletions`: the operator's steps on the dataset
@@ -91,19 +89,14 @@ function describeTime(ms: string | undefined): string {
   return Number.isFinite(n) && n > 0 ? new Date(n).toISOString() : 'at an unknown time';
 }
 
-async function withMaster(opts: { config?: string }, fn: (master: FencedMaster, config: Config) => Promise<string>): Promise<void> {
-  const { config } = loadConfig(opts.config);
-  const master = await connectMaster(config);
-  try {
-    process.stdout.write((await fn(master, config)) + '\n');
-  } finally {
-    await master.close();
-  }
+/** Runs an operator step with the master and prints its one-line result. */
+async function step(opts: { config?: string }, fn: (master: FencedMaster) => Promise<string>): Promise<void> {
+  process.stdout.write((await withMaster(opts, fn)) + '\n');
 }
 
 export function registerDatasetCommand(program: Command): void {
   const dataset = program.command('dataset').description('the dataset marker on the Redis master: what tells a real dataset from a lost one');
-  const configOption = ['-c, --config <file>', 'config file for redis.sentinel and redis.password (default config/credit-edge.yaml)'] as const;
+  const configOption = masterConfigOption;
 
   dataset
     .command('show')
@@ -111,7 +104,7 @@ export function registerDatasetCommand(program: Command): void {
     .option(...configOption)
     .option('--json', 'print JSON')
     .action(async (opts: { config?: string; json?: boolean }) => {
-      await withMaster(opts, async (master) => {
+      await step(opts, async (master) => {
         const [marker, accounts] = await Promise.all([master.client.hgetall(DATASET_KEY), countAccounts(master)]);
         if (opts.json) return JSON.stringify({ marker: marker.id ? marker : null, accounts }, null, 2);
         if (!marker.id) return `NO DATASET MARKER on the master (${accounts} account key(s)): every edge answers its accounts as unknown (cache, else 503).\nIf the accounts are really there: credit-edge dataset init`;
@@ -127,17 +120,17 @@ export function registerDatasetCommand(program: Command): void {
     .description('declare the accounts on the master a real dataset (after provisioning or a restore); refused when there is one, or no account')
     .option(...configOption)
     .option('--force', 'declare it even with no account (a deployment that starts empty on purpose)')
-    .action(async (opts: { config?: string; force?: boolean }) => withMaster(opts, (master) => initDataset(master, opts)));
+    .action(async (opts: { config?: string; force?: boolean }) => step(opts, (master) => initDataset(master, opts)));
 
   dataset
     .command('accept')
     .description('vouch for the dataset on the master: edges that call it changed (another id than they read) adopt it')
     .option(...configOption)
-    .action(async (opts: { config?: string }) => withMaster(opts, (master) => acceptDataset(master, operatorName())));
+    .action(async (opts: { config?: string }) => step(opts, (master) => acceptDataset(master, operatorName())));
 
   dataset
     .command('accept-deletions')
     .description('the accounts the edges hold back as a mass absence were really deleted: release every edge\'s mass-absence guard')
     .option(...configOption)
-    .action(async (opts: { config?: string }) => withMaster(opts, (master) => acceptDeletions(master, operatorName())));
+    .action(async (opts: { config?: string }) => step(opts, (master) => acceptDeletions(master, operatorName())));
 }
