@@ -51,7 +51,7 @@ export class LocalCopy {
     const entry = this.entries.get(accountId);
     if (entry && this.usable(entry, now)) {
       this.hits++;
-      return { ...entry.found, at: now };
+      return { ...entry.found, at: now, fromLocalCopy: true };
     }
     if (entry) this.entries.delete(accountId);
     this.misses++;

@@ -15,6 +15,8 @@ export interface Found {
   at: number;
   /** HLEN calls:{id} from the same read (all edges' calls in progress); undefined if it failed. */
   callsInProgress?: number;
+  /** Answered by the local copy of that replica's answer (no round trip), not by a read just now. */
+  fromLocalCopy?: true;
 }
 
 export interface Absent {

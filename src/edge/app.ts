@@ -251,7 +251,7 @@ export class EdgeApp {
 function describeBasis(outcome: string, basis: Basis): string {
   switch (basis.source) {
     case 'replica':
-      return `${outcome}; basis=replica; replica=${basis.replica}`;
+      return `${outcome}; basis=replica; replica=${basis.replica}${basis.localCopy ? '; local-copy' : ''}`;
     case 'cache':
       return `${outcome}; basis=cache; age=${Math.round(basis.ageMs)}ms; because=${basis.because}`;
     case 'none':

@@ -20,7 +20,7 @@ export interface DecisionInput {
 
 /** What the decision stood on, for logs, metrics and the optional debug header. */
 export type Basis =
-  | { source: 'replica'; replica: string }
+  | { source: 'replica'; replica: string; localCopy?: true }
   | { source: 'cache'; replica: string; ageMs: number; because: UnknownCause }
   | { source: 'none'; because: UnknownCause | 'overloaded' | 'unidentified' | 'bypassed'; detail: string };
 
@@ -63,7 +63,11 @@ export function decide(input: DecisionInput, rules: Rules): Decision {
  */
 export function accountOnRecord(input: Pick<DecisionInput, 'lookup' | 'cached'>, rules: Rules): { account: Account; basis: Basis } | undefined {
   const { lookup, cached } = input;
-  if (lookup.outcome === 'found') return { account: lookup.account, basis: { source: 'replica', replica: lookup.replica } };
+  if (lookup.outcome === 'found') {
+    const basis: Basis = { source: 'replica', replica: lookup.replica };
+    if (lookup.fromLocalCopy) basis.localCopy = true;
+    return { account: lookup.account, basis };
+  }
   if (lookup.outcome === 'unknown' && cached && cached.ageMs <= rules.maxStaleMs) {
     return { account: cached.account, basis: { source: 'cache', replica: cached.replica, ageMs: cached.ageMs, because: lookup.cause } };
   }

@@ -66,6 +66,7 @@ describe('the local copy', () => {
     const second = await lookup('acct-ok');
     expect(second.roundTrip).toBe(false);
     expect(second.found.account.balance).toBe(50);
+    expect(second.found.fromLocalCopy).toBe(true);
     expect(r.localCopy!.hits).toBe(1);
   });
 

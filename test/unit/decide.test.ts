@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { Account } from '../../src/accounts/account.js';
-import type { CachedAccount, Lookup, UnknownCause } from '../../src/accounts/lookup.js';
+import type { CachedAccount, Found, Lookup, UnknownCause } from '../../src/accounts/lookup.js';
 import { decide, overloadRejection, type CallsInProgress } from '../../src/policy/decide.js';
 import { DEFAULT_RULES, type Rules } from '../../src/policy/rules.js';
 
@@ -10,13 +10,30 @@ const good: Account = { id: 'acct-ok', enabled: true, creditBlocked: false, bala
 const found = (account: Account): Lookup => ({ outcome: 'found', account, replica: 'replica-1', at: 0 });
 const unknown = (cause: UnknownCause = 'timeout'): Lookup => ({ outcome: 'unknown', cause, detail: 'test' });
 const idle: CallsInProgress = { known: true, count: 0 };
-const UNKNOWN_CAUSES: UnknownCause[] = ['timeout', 'error', 'loading', 'masterdown', 'not-in-sync', 'no-healthy-replica', 'bad-value'];
+const UNKNOWN_CAUSES: UnknownCause[] = [
+  'timeout',
+  'error',
+  'loading',
+  'masterdown',
+  'not-in-sync',
+  'no-healthy-replica',
+  'bad-value',
+  'dataset-missing',
+  'dataset-changed',
+  'absence-unconfirmed',
+  'mass-absence',
+];
 
 describe('the decision table (brief: the response table)', () => {
   it('routes a found, enabled account with credit under its channel limit to its route group, in order', () => {
     const d = decide({ lookup: found(good), callsInProgress: { known: true, count: 4 } }, rules);
     expect(d).toMatchObject({ action: 'route', routeGroup: 'default', targets: ['sip:carrier-a:5060', 'sip:carrier-b:5060'] });
     expect(d.basis).toEqual({ source: 'replica', replica: 'replica-1' });
+  });
+
+  it('says when the answer came from the local copy of a replica (no round trip)', () => {
+    const d = decide({ lookup: { ...(found(good) as Found), fromLocalCopy: true }, callsInProgress: idle }, rules);
+    expect(d).toMatchObject({ action: 'route', basis: { source: 'replica', replica: 'replica-1', localCopy: true } });
   });
 
   it('answers 403 Account Not Enabled with a Q.850 Reason for a disabled account', () => {
