@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { accountKey } from '../../src/accounts/account.js';
 import { DATASET_KEY } from '../../src/accounts/dataset.js';
 import { callsKey } from '../../src/calls/records.js';
@@ -84,7 +84,11 @@ async function underLoad(eut: EdgeUnderTest, fault: () => Promise<void>): Promis
     rate: RATE,
     timeoutMs: 60_000,
   });
+  // Every funded account answered once (and so cached) before the fault, however slowly SIPp
+  // keeps its rate on a busy machine.
   await sleep(WARM_MS);
+  const cache = eut.path.edge.cache;
+  await vi.waitFor(() => expect(FUNDED.filter((id) => !cache.recall(id, Date.now()))).toEqual([]), { timeout: 20_000, interval: 50 });
   await fault();
   const result = await caller.done;
   expect(result.killed, result.output.slice(-2000)).toBe(false);
