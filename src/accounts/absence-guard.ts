@@ -49,6 +49,9 @@ export class AbsenceGuard {
   /** Absences before this (ms) are accepted by an operator: real, not held. */
   private acceptedAt = 0;
   private lastCachedAbsenceAt = 0;
+  /** Found lookups, and accounts newly turned absent, over about the last confirmMs (the share rule). */
+  private lookups: RecentCount;
+  private newAbsences: RecentCount;
 
   constructor(
     private settings: AbsenceGuardSettings,
@@ -62,10 +65,6 @@ export class AbsenceGuard {
     this.lookups = new RecentCount(settings.confirmMs);
     this.newAbsences = new RecentCount(settings.confirmMs);
   }
-
-  /** Lookups of recently found accounts, and those of them that newly turned absent, over about confirmMs. */
-  private lookups: RecentCount;
-  private newAbsences: RecentCount;
 
   setSettings(settings: AbsenceGuardSettings): void {
     if (settings.confirmMs !== this.settings.confirmMs) {
@@ -111,7 +110,7 @@ export class AbsenceGuard {
     if (this.firstAbsent.size > 0) this.firstAbsent.delete(accountId);
   }
 
-  /** Opens or closes by an operator's word on this edge alone (admin API); the CLI goes through Redis. */
+  /** Releases at once on an operator's word to this edge (admin API); the marker carries it to the others. */
   acceptDeletions(now: number, by: string): void {
     this.logger.warn({ audit: true, by, absences: this.firstAbsent.size, wasOpen: this.openedAt !== undefined }, 'mass-absence guard: deletions accepted by an operator');
     this.release(now);
