@@ -1,13 +1,12 @@
 import { callsKey } from '../calls/records.js';
 import type { Logger } from '../log.js';
-import { ACCOUNT_KEY_PREFIX, BadAccountValue, parseAccount } from './account.js';
-import { DATASET_KEY, DATASET_READ_FIELDS, parseDatasetMarker } from './dataset.js';
+import { ACCOUNT_KEY_PREFIX, accountKey, BadAccountValue } from './account.js';
+import { DATASET_KEY, DATASET_READ_FIELDS } from './dataset.js';
 import type { DatasetWatch } from './dataset-watch.js';
 import type { LocalCopy } from './local-copy.js';
-import type { Found } from './lookup.js';
 import type { Replica } from './replica.js';
 import type { ReplicaPool } from './replica-pool.js';
-import { notInSyncBecause, parseRoleReply } from './replication-state.js';
+import { foundIn, proofProblem } from './reader.js';
 import type { ReadTicket } from './tracking.js';
 
 /** Account keys read per round trip while warming: small, so live lookups on the same connection barely wait. */
@@ -84,13 +83,12 @@ export class LocalCopyWarmer {
     const tracking = replica.tracking!;
     const tickets = new Map<string, ReadTicket>(ids.map((id) => [id, tracking.beginRead(id)]));
     const tx = replica.client.multi().role().hmget(DATASET_KEY, ...DATASET_READ_FIELDS);
-    for (const id of ids) tx.hgetall(`${ACCOUNT_KEY_PREFIX}${id}`).hlen(callsKey(id));
+    for (const id of ids) tx.hgetall(accountKey(id)).hlen(callsKey(id));
     const replies = ((await tx.exec()) ?? []) as [Error | null, unknown][];
     if (replies.length !== 2 + 2 * ids.length) return 0;
     const [[roleError, role], [markerError, marker]] = replies as [[Error | null, unknown], [Error | null, unknown]];
     if (roleError || markerError) return 0;
-    if (notInSyncBecause(parseRoleReply(role)) !== undefined) return 0;
-    if (this.dataset.check(replica.name, parseDatasetMarker(marker as (string | null)[])) !== undefined) return 0;
+    if (proofProblem(replica, role, marker as (string | null)[], this.dataset)) return 0;
     const at = Date.now();
     let kept = 0;
     ids.forEach((id, i) => {
@@ -98,8 +96,7 @@ export class LocalCopyWarmer {
       const [callsError, calls] = replies[3 + 2 * i]!;
       if (hashError || Object.keys(fields as object).length === 0) return;
       try {
-        const found: Found = { outcome: 'found', account: parseAccount(id, fields as Record<string, string>), replica: replica.name, at };
-        if (!callsError) found.callsInProgress = calls as number;
+        const found = foundIn(replica, id, fields as Record<string, string>, callsError ? undefined : (calls as number), at);
         if (this.copy.keep(found, replica, tickets.get(id)!)) kept++;
       } catch (err) {
         // A value that does not parse stays out: the next call reads it and gets *unknown*.

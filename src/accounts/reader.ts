@@ -107,14 +107,10 @@ async function readFrom(replica: Replica, accountId: string, key: string, timeou
     type Reply<T> = [Error | null, T];
     const [[roleError, role], [hashError, fields], [callsError, calls], [markerError, marker]] = reply as [Reply<unknown>, Reply<Record<string, string>>, Reply<number>, Reply<(string | null)[]>];
     if (roleError || hashError || markerError) return fromError(replica, (roleError ?? hashError ?? markerError)!);
-    const notInSync = replica.noteReplication(parseRoleReply(role));
-    if (notInSync) return unknown('not-in-sync', `${replica.name}: ${notInSync}`);
-    const problem = dataset.check(replica.name, parseDatasetMarker(marker));
-    if (problem) return unknown(problem, `${replica.name}: ${problem}`);
+    const untrusted = proofProblem(replica, role, marker, dataset);
+    if (untrusted) return untrusted;
     if (Object.keys(fields).length === 0) return { outcome: 'absent', replica: replica.name };
-    const found: Found = { outcome: 'found', account: parseAccount(accountId, fields), replica: replica.name, at: Date.now() };
-    // A calls hash that cannot be read leaves the count unknown, not the account.
-    if (!callsError) found.callsInProgress = calls;
+    const found = foundIn(replica, accountId, fields, callsError ? undefined : calls, Date.now());
     if (ticket) localCopy!.keep(found, replica, ticket);
     return found;
   } catch (err) {
@@ -123,6 +119,30 @@ async function readFrom(replica: Replica, accountId: string, key: string, timeou
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Why a read's answers cannot be trusted, from the ROLE and dataset marker read with them: the
+ * replica is not in sync, or serves another dataset than this edge reads (or a lost one). Undefined
+ * when they can. Every read (a lookup, a warm-up batch) is judged by this one rule.
+ */
+export function proofProblem(replica: Replica, role: unknown, marker: (string | null)[], dataset: DatasetWatch): Unknown | undefined {
+  const notInSync = replica.noteReplication(parseRoleReply(role));
+  if (notInSync) return unknown('not-in-sync', `${replica.name}: ${notInSync}`);
+  const problem = dataset.check(replica.name, parseDatasetMarker(marker));
+  if (problem) return unknown(problem, `${replica.name}: ${problem}`);
+  return undefined;
+}
+
+/**
+ * The account as a read found it (a non-empty hash). `calls` is HLEN calls:{id} from the same
+ * read, undefined when it failed: that leaves the count unknown, not the account. Throws
+ * BadAccountValue when a field does not parse.
+ */
+export function foundIn(replica: Replica, accountId: string, fields: Record<string, string>, calls: number | undefined, at: number): Found {
+  const found: Found = { outcome: 'found', account: parseAccount(accountId, fields), replica: replica.name, at };
+  if (calls !== undefined) found.callsInProgress = calls;
+  return found;
 }
 
 function fromError(replica: Replica, err: Error & { previousErrors?: Error[] }): Unknown {
