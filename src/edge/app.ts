@@ -30,6 +30,8 @@ export interface EdgeOptions {
   proxy: { provisionalTimeout?: string; finalTimeout?: string };
   /** Adds X-Credit-Decision to every answer the edge gives itself. */
   decisionHeader: boolean;
+  /** config node_id: the decision header names the edge that decided. */
+  nodeId: string;
   /** Benchmark only (config `bypass_gating`): route identified calls to `default` with no lookup. */
   bypassGating?: boolean;
   logger: Logger;
@@ -198,7 +200,7 @@ export class EdgeApp {
   private reject(res: Srf.SrfResponse, decision: RejectDecision): void {
     const headers: Record<string, string> = { Reason: decision.reason };
     if (decision.retryAfter !== undefined) headers['Retry-After'] = String(decision.retryAfter);
-    if (this.o.decisionHeader) headers['X-Credit-Decision'] = describeBasis(decision.verdict, decision.basis);
+    if (this.o.decisionHeader) headers['X-Credit-Decision'] = `${describeBasis(decision.verdict, decision.basis)}; edge=${this.o.nodeId}`;
     res.send(decision.status, decision.phrase, { headers });
   }
 
@@ -247,7 +249,7 @@ export class EdgeApp {
   }
 }
 
-/** `X-Credit-Decision` value: `out-of-credit; basis=cache; age=1800ms; because=loading`. */
+/** `X-Credit-Decision` value (the edge's name follows): `out-of-credit; basis=cache; age=1800ms; because=loading`. */
 function describeBasis(outcome: string, basis: Basis): string {
   switch (basis.source) {
     case 'replica':

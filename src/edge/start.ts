@@ -125,6 +125,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
     digest: { realm: identify.digest_realm, nonceSecret: crypto.randomBytes(32).toString('hex'), maxNonceAgeMs: 300_000 },
     proxy: proxyOptionsOf(config),
     decisionHeader: config.decision_header,
+    nodeId: config.node_id,
     bypassGating: config.bypass_gating,
     logger,
     metrics,

@@ -29,7 +29,7 @@ describe('channel limit', () => {
     assertSippRan(third, 'third call');
     const [refused] = finalsReceived(third);
     expect(refused).toMatchObject({ status: 403, reason: 'Channel Limit Reached' });
-    expect(refused!.headers['x-credit-decision']?.[0]).toMatch(/^channel-limit; basis=replica/);
+    expect(refused!.headers['x-credit-decision']?.[0]).toMatch(/^channel-limit; basis=replica.*; edge=[\w-]+$/);
 
     const first = await held.done;
     assertSippRan(first, 'held calls');
