@@ -7,6 +7,7 @@ import type { LocalCopy } from './local-copy.js';
 import type { Replica } from './replica.js';
 import type { ReplicaPool } from './replica-pool.js';
 import { foundIn, proofProblem } from './reader.js';
+import type { StaleCache } from './stale-cache.js';
 import type { ReadTicket } from './tracking.js';
 
 /** Account keys read per round trip while warming: small, so live lookups on the same connection barely wait. */
@@ -19,6 +20,11 @@ const BATCH = 100;
  * lookup, with its proof: ROLE and the dataset marker in the same MULTI as the accounts, so a
  * replica not in sync, or serving another dataset, fills nothing. Tracked like any read: a change
  * afterwards invalidates the copy as usual.
+ *
+ * What it kept also goes into the stale cache, as a lookup's answer would: the edge then holds a
+ * proven state of every account, not only of those called lately, so a lost dataset or a crowd of
+ * deletions finds them cached (served from the cache, held by the mass-absence guard) instead of
+ * answering 403 Forbidden to accounts it had simply not been asked about yet.
  */
 export class LocalCopyWarmer {
   private timer: NodeJS.Timeout | undefined;
@@ -29,6 +35,7 @@ export class LocalCopyWarmer {
   constructor(
     private readonly pool: ReplicaPool,
     private readonly copy: LocalCopy,
+    private readonly cache: StaleCache,
     private readonly dataset: DatasetWatch,
     private readonly o: { maxEntries: number; checkEveryMs: number; logger: Logger },
   ) {}
@@ -97,7 +104,11 @@ export class LocalCopyWarmer {
       if (hashError || Object.keys(fields as object).length === 0) return;
       try {
         const found = foundIn(replica, id, fields as Record<string, string>, callsError ? undefined : (calls as number), at);
-        if (this.copy.keep(found, replica, tickets.get(id)!)) kept++;
+        // Kept: no change arrived since the read began, so the state is current for the cache too.
+        if (this.copy.keep(found, replica, tickets.get(id)!)) {
+          this.cache.remember(found);
+          kept++;
+        }
       } catch (err) {
         // A value that does not parse stays out: the next call reads it and gets *unknown*.
         if (!(err instanceof BadAccountValue)) throw err;

@@ -87,9 +87,9 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
   });
   const dataset = new DatasetWatch(logger);
   const reader = new AccountReader(pool, { hedgeDelayMs: lookup.hedge_delay_ms, replicaTimeoutMs: lookup.replica_timeout_ms }, dataset, localCopy);
-  const warmer = localCopy && config.local_copy.warm ? new LocalCopyWarmer(pool, localCopy, dataset, { maxEntries: config.cache.max_entries, checkEveryMs: 1000, logger }) : undefined;
-  warmer?.start();
   const cache = new StaleCache({ maxEntries: config.cache.max_entries });
+  const warmer = localCopy && config.local_copy.warm ? new LocalCopyWarmer(pool, localCopy, cache, dataset, { maxEntries: config.cache.max_entries, checkEveryMs: 1000, logger }) : undefined;
+  warmer?.start();
   const guard = new AbsenceGuard(absenceGuardSettingsOf(config), { deletionsAcceptedMark: () => dataset.deletionsAcceptedMark }, logger);
   const calls = new LocalCallsInProgress();
   const metrics = options.metrics ?? new EdgeMetrics({ defaultMetrics: true });

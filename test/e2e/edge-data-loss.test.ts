@@ -12,13 +12,16 @@ import { startSipp, stopAllSipp, type SippResult } from '../helpers/sipp.js';
 /**
  * The lost dataset (issue: a master restarted empty, FLUSHALL, a bad migration's mass DEL) under
  * steady SIPp load with the edge's cache warm: every replica stays "connected, in sync" and answers
- * nil for every account, and not one caller may get a 403 for it. Accounts the edge never saw get
- * 503 + Retry-After (it cannot know), and the operator sees it (metric, alert log line). One real
- * deletion still gets its 403 Forbidden.
+ * nil for every account, and not one caller may get a 403 for it. Accounts the edge read ahead of
+ * the calls (the local copy's warm-up) are served from its cache like those it was called for;
+ * accounts it never read get 503 + Retry-After (it cannot know), and the operator sees it (metric,
+ * alert log line). One real deletion still gets its 403 Forbidden.
  */
 
 const FUNDED = Array.from({ length: 240 }, (_, i) => `acct-f-${String(i).padStart(3, '0')}`);
-/** In the dataset, never called before the fault: the edge has no copy of it. */
+/** In the dataset, never called before the fault: the edge read it only in its warm-up. */
+const WARMED = 'acct-warmed';
+/** Written after the edge's warm-up, never called before the fault: the edge has no copy of it. */
 const UNSEEN = 'acct-unseen';
 /** Carries one long call across the fault. */
 const LONG = 'acct-long';
@@ -34,11 +37,15 @@ async function start(): Promise<EdgeUnderTest> {
   const logger = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
   edge = await edgeUnderTest({
     sentinels: 1,
-    seed: Object.fromEntries([...FUNDED, UNSEEN, LONG].map((id) => [id, { enabled: true, balance: 100, rate: 0.01 }])),
+    seed: Object.fromEntries([...FUNDED, WARMED, LONG].map((id) => [id, { enabled: true, balance: 100, rate: 0.01 }])),
     logger,
     // Liveness renewed every 300 ms, so call records come back quickly after the dataset is lost.
     config: (c) => ({ ...c, calls_in_progress: { enabled: true, liveness_ttl_ms: 900 } }),
   });
+  const { cache } = edge.path.edge;
+  await vi.waitFor(() => expect(cache.recall(WARMED, Date.now())).toBeDefined(), { timeout: 10_000, interval: 50 });
+  await edge.topology.master.client.hset(accountKey(UNSEEN), { enabled: '1', balance: '100' });
+  await edge.topology.master.waitForReplicas(2000);
   return edge;
 }
 
@@ -106,16 +113,16 @@ async function counted(eut: EdgeUnderTest, cause: string): Promise<number> {
   return metric.values.filter((v) => v.labels.cause === cause).reduce((sum, v) => sum + v.value, 0);
 }
 
-/** One call for an account the edge never saw: with the dataset lost, it cannot know. */
-async function callUnseen(eut: EdgeUnderTest): Promise<Answer> {
-  const [answer] = answersOf(await eut.call(UNSEEN));
+/** One call for an account and its answer. */
+async function callOnce(eut: EdgeUnderTest, account: string): Promise<Answer> {
+  const [answer] = answersOf(await eut.call(account));
   return answer!;
 }
 
 const alerts = () => logLines.filter((line) => /"alert":(true|"credit-edge-mass-absence")/.test(line));
 
 describe('a lost dataset never becomes 403s', () => {
-  it('the master restarted without its data: cached accounts are served, unseen ones get 503, no 403', async () => {
+  it('the master restarted without its data: cached accounts are served (called or warmed), unseen ones get 503, no 403', async () => {
     const eut = await start();
     const answers = await underLoad(eut, async () => {
       await eut.topology.restartMasterEmpty();
@@ -124,8 +131,8 @@ describe('a lost dataset never becomes 403s', () => {
     expect(answers.filter((a) => a.status !== 200).slice(0, 5)).toEqual([]);
     expect(await eut.topology.replicas[0]!.client.exists(accountKey(FUNDED[0]!))).toBe(0);
 
-    const unseen = await callUnseen(eut);
-    expect(unseen).toMatchObject({ status: 503, reason: expect.stringContaining('dataset-missing') });
+    expect(await callOnce(eut, WARMED)).toMatchObject({ status: 200 });
+    expect(await callOnce(eut, UNSEEN)).toMatchObject({ status: 503, reason: expect.stringContaining('dataset-missing') });
     expect(await counted(eut, 'dataset-missing')).toBeGreaterThan(0);
     expect(alerts().some((line) => line.includes('dataset-missing'))).toBe(true);
   }, 90_000);
@@ -159,7 +166,7 @@ describe('a lost dataset never becomes 403s', () => {
       await fenced.close();
     }
     await eut.topology.master.waitForReplicas(2000);
-    expect(await callUnseen(eut)).toMatchObject({ status: 200 });
+    expect(await callOnce(eut, UNSEEN)).toMatchObject({ status: 200 });
     expect(eut.path.edge.dataset.id).toBe(await master.hget(DATASET_KEY, 'id'));
   }, 90_000);
 
@@ -167,15 +174,17 @@ describe('a lost dataset never becomes 403s', () => {
     const eut = await start();
     const deleted = FUNDED.filter((_, i) => i % 5 < 2);
     const answers = await underLoad(eut, async () => {
-      await eut.topology.master.client.del(...deleted.map(accountKey), accountKey(UNSEEN));
+      await eut.topology.master.client.del(...deleted.map(accountKey), accountKey(WARMED), accountKey(UNSEEN));
     });
     expect(forbidden(answers)).toEqual([]);
     expect(answers.filter((a) => a.status !== 200).slice(0, 5)).toEqual([]);
     expect(eut.path.edge.guard.state(Date.now()).open).toBe(true);
     expect(await counted(eut, 'mass-absence')).toBeGreaterThan(0);
     expect(alerts().some((line) => line.includes('credit-edge-mass-absence'))).toBe(true);
-    // An account it never saw, deleted too: 503 while the guard is open, never a 403.
-    expect(await callUnseen(eut)).toMatchObject({ status: 503, reason: expect.stringContaining('mass-absence') });
+    // Deleted too: an account it only warmed is served from the cache; one it never read gets 503
+    // while the guard is open, never a 403.
+    expect(await callOnce(eut, WARMED)).toMatchObject({ status: 200 });
+    expect(await callOnce(eut, UNSEEN)).toMatchObject({ status: 503, reason: expect.stringContaining('mass-absence') });
   }, 90_000);
 
   it('one real deletion still gets 403 Forbidden, once confirmed, and trips nothing', async () => {

@@ -5,6 +5,7 @@ import type { Found } from '../../src/accounts/lookup.js';
 import { callsKey } from '../../src/calls/records.js';
 import { startTopology, type RedisNode, type Topology } from '../../src/dev/topology.js';
 import { LocalCopyWarmer } from '../../src/accounts/local-copy-warmer.js';
+import { StaleCache } from '../../src/accounts/stale-cache.js';
 import { silentLogger } from '../../src/log.js';
 import { readerOver, type ReaderUnderTest } from '../helpers/accounts.js';
 
@@ -147,10 +148,13 @@ describe('the local copy', () => {
   });
 
   it('warmed ahead of the calls: an account never looked up is decided from memory, and a change still reaches it', async () => {
-    const warmer = new LocalCopyWarmer(r.pool, r.localCopy!, r.dataset, { maxEntries: 1000, checkEveryMs: 60_000, logger: silentLogger });
+    const cache = new StaleCache({ maxEntries: 1000 });
+    const warmer = new LocalCopyWarmer(r.pool, r.localCopy!, cache, r.dataset, { maxEntries: 1000, checkEveryMs: 60_000, logger: silentLogger });
     // The dataset this reader reads is known from a first lookup, as on an edge carrying calls.
     await lookup('acct-ok');
     expect(await warmer.warm(r.pool.replicas[0]!)).toBe(2);
+    // In the stale cache too, as if it had been called: a lost dataset finds it there.
+    expect(cache.recall('acct-limited', Date.now())?.account.maxChannels).toBe(5);
     const first = await lookup('acct-limited');
     expect(first.roundTrip).toBe(false);
     expect(first.found.account.maxChannels).toBe(5);
