@@ -24,6 +24,8 @@ export interface CliProcess {
   tail(lines?: number): string;
   readonly running: boolean;
   stop(): Promise<void>;
+  /** SIGKILL (a crash), resolved once it is gone. */
+  kill(): Promise<void>;
 }
 
 /** The built CLI; the benchmark runs what `npm run build` produced (npm run bench builds first). */
@@ -34,7 +36,7 @@ export function builtCli(): string {
 }
 
 /** The environment for a child: the runner's, without config overrides, so the file says it all. */
-function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CREDIT_EDGE_') && k !== 'LOG_LEVEL') env[k] = v;
   return { ...env, ...extra };
@@ -109,6 +111,10 @@ export function startCli(o: { name: string; args: string[]; nodeFlags?: string[]
         if (Date.now() > deadline) throw new Error(`${o.name} (pid ${pid}) not started after ${timeoutMs} ms: ${tail()}`);
         await sleep(50);
       }
+    },
+    async kill() {
+      signal('SIGKILL');
+      await exited;
     },
     async stop() {
       if (!running) return;

@@ -49,14 +49,14 @@ export async function readDataset(adminUrl: string): Promise<EdgeDataset> {
   return body as EdgeDataset;
 }
 
-/** Waits until GET /readyz answers 200 (connected to the SIP server, a replica in sync). */
-export async function waitReady(adminUrl: string, timeoutMs: number, alive: () => boolean): Promise<void> {
+/** Waits until GET /readyz (or `route`) answers 200: for an edge, connected to the SIP server with a replica in sync. */
+export async function waitReady(adminUrl: string, timeoutMs: number, alive: () => boolean, route = '/readyz'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer yet';
   while (Date.now() < deadline) {
-    if (!alive()) throw new Error('the edge exited');
+    if (!alive()) throw new Error('the process exited');
     try {
-      const { status, body } = await adminRequest({ url: adminUrl }, 'GET', '/readyz', 2000);
+      const { status, body } = await adminRequest({ url: adminUrl }, 'GET', route, 2000);
       if (status === 200) return;
       last = `HTTP ${status} ${JSON.stringify(body)}`;
     } catch (err) {
@@ -64,5 +64,5 @@ export async function waitReady(adminUrl: string, timeoutMs: number, alive: () =
     }
     await sleep(50);
   }
-  throw new Error(`the edge was not ready after ${timeoutMs} ms (${last})`);
+  throw new Error(`${route} was not 200 after ${timeoutMs} ms (${last})`);
 }

@@ -17,8 +17,12 @@ export interface EdgeProcess {
   adminUrl: string;
   /** The .cpuprofile it writes on exit (with cpuProfile). */
   cpuProfileFile?: string;
+  /** The config file it was started with (an operator's `credit-edge reload --config` reads it). */
+  configFile: string;
   running(): boolean;
   stop(): Promise<void>;
+  /** SIGKILL: a crash, nothing flushed or released. */
+  kill(): Promise<void>;
 }
 
 export interface EdgeProcessOptions {
@@ -29,20 +33,30 @@ export interface EdgeProcessOptions {
   label: string;
   runDir: string;
   cpuProfile: boolean;
+  /** The admin API's address (default a free loopback port, read from the edge's output). */
+  adminListen?: string;
+  /** Names its log files: <logName>.log, <logName>.stderr.log (default 'edge'). */
+  logName?: string;
+}
+
+/** Writes the edge's config file (edge-<label>.json in the run directory), as it starts from it; returns its path. */
+export function writeEdgeConfig(o: Pick<EdgeProcessOptions, 'config' | 'label' | 'runDir' | 'adminListen'>): string {
+  const configFile = path.join(o.runDir, `edge-${o.label}.json`);
+  const config = { ...o.config, admin: { listen: o.adminListen ?? '127.0.0.1:0' }, sip: { ...(o.config.sip as object), embedded_engine: { enabled: false } } };
+  // It holds the SIP server's secret: readable by this user only.
+  writeFileSync(configFile, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+  return configFile;
 }
 
 export async function startEdgeProcess(o: EdgeProcessOptions): Promise<EdgeProcess> {
-  const configFile = path.join(o.runDir, `edge-${o.label}.json`);
-  const config = { ...o.config, admin: { listen: '127.0.0.1:0' }, sip: { ...(o.config.sip as object), embedded_engine: { enabled: false } } };
-  // It holds the SIP server's secret: readable by this user only.
-  writeFileSync(configFile, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+  const configFile = writeEdgeConfig(o);
   const profileName = `edge-${o.label}.cpuprofile`;
   const edge = startCli({
     name: `edge ${o.label}`,
     args: ['edge', '--config', configFile],
     nodeFlags: o.cpuProfile ? ['--cpu-prof', '--cpu-prof-dir', o.runDir, '--cpu-prof-name', profileName] : [],
-    stdoutFile: path.join(o.runDir, 'edge.log'),
-    stderrFile: path.join(o.runDir, 'edge.stderr.log'),
+    stdoutFile: path.join(o.runDir, `${o.logName ?? 'edge'}.log`),
+    stderrFile: path.join(o.runDir, `${o.logName ?? 'edge'}.stderr.log`),
   });
   try {
     const m = await edge.waitForOutput(/admin (http:\/\/[^;\s]+)/, 20_000);
@@ -55,8 +69,10 @@ export async function startEdgeProcess(o: EdgeProcessOptions): Promise<EdgeProce
       gated: o.gated,
       adminUrl,
       ...(o.cpuProfile && { cpuProfileFile: path.join(o.runDir, profileName) }),
+      configFile,
       running: () => edge.running,
       stop: () => edge.stop(),
+      kill: () => edge.kill(),
     };
   } catch (err) {
     await edge.stop();

@@ -17,13 +17,15 @@ const num = (v: string) => {
 export function configureBenchCommand(cmd: Command): Command {
   return cmd
     .description('PDD benchmark: SIPp load through the edge, per-call PDD from SIPp message timestamps, JSON + HTML report in bench/results/')
-    .addArgument(new Command().createArgument('<profile>', [...PROFILE_NAMES, 'controller-scale'].join(' | ')).choices([...PROFILE_NAMES, 'controller-scale']))
+    .addArgument(new Command().createArgument('<profile>', [...PROFILE_NAMES, 'controller-scale', 'soak'].join(' | ')).choices([...PROFILE_NAMES, 'controller-scale', 'soak']))
     .option('--cps <n>', 'calls per second (capacity: the first step)', num)
     .option('--duration <s>', 'seconds per measured arm (capacity: per step)', num)
     .option('--pairs <n>', 'baseline: gated/ungated pairs', num)
     .option('--accounts <n>', 'accounts in the population', num)
     .option('--calls <n>', 'controller-scale: calls in progress seeded', num)
     .option('--dry-share <x>', 'controller-scale: share of accounts whose credit runs out during the run (default 0.005)', num)
+    .option('--minutes <m>', 'soak: minutes of calls and faults (default 30)', num)
+    .option('--seed <n>', 'soak: the seed of the accounts, the calls, the faults and the operator actions (default 1)', num)
     .option('--round-ms <ms>', 'controller-scale: the controller round (default 1000, the product default)', num)
     .addOption(new Option('--warmup <s>', 'seconds of unmeasured calls before each arm (0: none)').argParser(Number))
     .option('--step <n>', 'capacity: rate step', num)
@@ -59,7 +61,17 @@ export function benchOptionsOf(opts: Record<string, unknown>): BenchOptions {
 }
 
 /** Runs a profile and prints the summary as the last line of stdout (one JSON object). */
-export async function runFromCli(profile: ProfileName | 'controller-scale', opts: Record<string, unknown>): Promise<void> {
+export async function runFromCli(profile: ProfileName | 'controller-scale' | 'soak', opts: Record<string, unknown>): Promise<void> {
+  const outDir = typeof opts.out === 'string' ? opts.out : path.join(packageRoot(), 'bench', 'results');
+  const note = (line: string) => process.stderr.write(`bench: ${line}\n`);
+  stopOnSignals();
+  if (profile === 'soak') {
+    const { runSoak } = await import('./soak/soak.js');
+    const n = (k: string) => (typeof opts[k] === 'number' ? (opts[k] as number) : undefined);
+    const summary = await runSoak({ minutes: n('minutes') ?? 30, seed: n('seed') ?? 1, ...(n('cps') !== undefined && { cps: n('cps') }), ...(n('accounts') !== undefined && { accounts: n('accounts') }), outDir }, note);
+    process.stdout.write(JSON.stringify(summary) + '\n');
+    return;
+  }
   if (profile === 'controller-scale') {
     const { runControllerScale } = await import('./controller-scale.js');
     const n = (k: string) => (typeof opts[k] === 'number' ? (opts[k] as number) : undefined);
@@ -70,23 +82,28 @@ export async function runFromCli(profile: ProfileName | 'controller-scale', opts
         durationS: n('duration') ?? 30,
         dryShare: n('dryShare') ?? 0.005,
         roundMs: n('roundMs') ?? 1000,
-        outDir: typeof opts.out === 'string' ? opts.out : path.join(packageRoot(), 'bench', 'results'),
+        outDir,
       },
-      (line) => process.stderr.write(`bench: ${line}\n`),
+      note,
     );
     process.stdout.write(JSON.stringify(summary) + '\n');
     return;
   }
   // Imported here: the reporting libraries are devDependencies, only needed when benchmarking.
   const { runBench } = await import('./bench.js');
-  // Ctrl-C or a kill: leave through process.exit, whose hooks kill every process this run started
-  // (redis-server, SIPp, the engine, the edge); the default signal death would skip them.
+  const summary = await runBench(profile, benchOptionsOf(opts));
+  process.stdout.write(JSON.stringify(summary) + '\n');
+}
+
+/**
+ * Ctrl-C or a kill: leave through process.exit, whose hooks kill every process this run started
+ * (redis-server, SIPp, the engine, the edges, the controllers); the default signal death would skip them.
+ */
+function stopOnSignals(): void {
   for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     process.once(signal, () => {
       process.stderr.write(`bench: ${signal}: stopping everything this run started\n`);
       process.exit(code);
     });
   }
-  const summary = await runBench(profile, benchOptionsOf(opts));
-  process.stdout.write(JSON.stringify(summary) + '\n');
 }

@@ -32,6 +32,12 @@ export interface CallTrace {
   finalReason: string | undefined;
   /** X-Credit-Decision of the final response, when the edge answered itself. */
   decision: string | undefined;
+  /** 200 OK to the INVITE received: the call connected (µs since the epoch). */
+  connectedUs: number | undefined;
+  /** The first BYE of the call, sent or received: the call ended (µs since the epoch). */
+  byeUs: number | undefined;
+  /** Contact of the final 2xx: the carrier that answered (host:port). */
+  answeredBy: string | undefined;
 }
 
 /** PDD of a call in ms (fractional), or undefined when it had no answer. */
@@ -103,7 +109,7 @@ function fold(calls: Map<string, CallTrace>, block: Block): void {
   if (!start || !callId) return;
   let call = calls.get(callId);
   if (!call) {
-    call = { callId, account: undefined, inviteUs: undefined, answerUs: undefined, answerStatus: undefined, finalStatus: undefined, finalReason: undefined, decision: undefined };
+    call = { callId, account: undefined, inviteUs: undefined, answerUs: undefined, answerStatus: undefined, finalStatus: undefined, finalReason: undefined, decision: undefined, connectedUs: undefined, byeUs: undefined, answeredBy: undefined };
     calls.set(callId, call);
   }
   const status = /^SIP\/2\.0 (\d{3}) ?(.*)$/.exec(start);
@@ -112,6 +118,7 @@ function fold(calls: Map<string, CallTrace>, block: Block): void {
       call.inviteUs = block.at;
       call.account = header(headers, 'X-Account-Id');
     }
+    if (start.startsWith('BYE ') && call.byeUs === undefined) call.byeUs = block.at;
     return;
   }
   if (block.sent || !/\bINVITE\b/i.test(header(headers, 'CSeq') ?? '')) return;
@@ -119,6 +126,10 @@ function fold(calls: Map<string, CallTrace>, block: Block): void {
   if (code >= 180 && call.answerUs === undefined) {
     call.answerUs = block.at;
     call.answerStatus = code;
+  }
+  if (code >= 200 && code < 300 && call.connectedUs === undefined) {
+    call.connectedUs = block.at;
+    call.answeredBy = /<?sips?:(?:[^@>;]*@)?([^>;]+)/.exec(header(headers, 'Contact') ?? '')?.[1];
   }
   if (code >= 200 && call.finalStatus === undefined) {
     call.finalStatus = code;

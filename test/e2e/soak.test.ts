@@ -1,0 +1,30 @@
+import { mkdtempSync, existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runSoak } from '../../bench/soak/soak.js';
+import { FAULT_KINDS } from '../../bench/soak/schedule.js';
+
+/**
+ * The product's promise under three minutes of the randomized soak (`npm run bench -- soak`): the
+ * whole system as deployed, steady calls, operator actions, and a seeded schedule of overlapping
+ * faults of every kind; the checker, judging from SIPp's traces and the Redis history, finds no
+ * violation. On a failure the run directory (report.html, violations.json) is kept and named.
+ */
+describe('randomized fault soak, 3 minutes', () => {
+  it('meets every fault kind and breaks none of the invariants', async () => {
+    const outDir = mkdtempSync(path.join(tmpdir(), 'credit-edge-soak-test-'));
+    const summary = await runSoak({ minutes: 3, seed: 11, outDir }, () => undefined);
+    const where = `run directory: ${summary.results_dir}`;
+    expect(summary.violations_by_kind, where).toEqual({});
+    expect(summary.violations, where).toBe(0);
+    // It did what it says: calls of every kind answered, faults of every kind this machine allows run.
+    expect(summary.calls).toBeGreaterThan(3000);
+    expect(summary.figures.judged403).toBeGreaterThan(0);
+    expect(summary.operator_actions).toBeGreaterThan(5);
+    const possible = FAULT_KINDS.filter((k) => k !== 'sip-server-restart' || summary.sip_server.startsWith('embedded'));
+    expect(Object.keys(summary.faults_by_kind).sort(), where).toEqual([...possible].sort());
+    expect(existsSync(summary.report)).toBe(true);
+    rmSync(outDir, { recursive: true, force: true });
+  }, 600_000);
+});
