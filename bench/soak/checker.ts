@@ -1,5 +1,5 @@
 import { countedSpan, mostAtOnce, overLimitEpisodes, wasRouted } from './calls-in-progress.js';
-import { balanceLow, creditCalls, exhaustedIntervals, lowBound, type CreditCall } from './credit-model.js';
+import { balanceLow, creditCalls, exhaustedIntervals, fundedIntervals, lowBound, type CreditCall } from './credit-model.js';
 import type { FaultKind, RecordedAccount, SoakCall, SoakHistory } from './history.js';
 import { afterHealthyTime, meeting, mergeIntervals, type Interval } from './intervals.js';
 import { RecordedStates, type StateVersion } from './recorded-state.js';
@@ -330,7 +330,43 @@ function judgeControllerBlocks(ctx: Context): Violation[] {
       });
     }
   }
+  const wrongAtOnce = new Set(out.map((v) => `${v.account}@${v.atMs}`));
+  const accounts = new Set(ctx.h.audit.filter((b) => b.by === 'controller').map((b) => b.account));
+  for (const account of accounts) {
+    for (const period of ctx.states.blockPeriods(account)) {
+      if (period.by !== 'controller' || wrongAtOnce.has(`${account}@${period.atMs}`)) continue;
+      const stuck = judgeLift(ctx, account, period);
+      if (stuck) out.push(stuck);
+    }
+  }
   return out;
+}
+
+/**
+ * The controller lifts its own block when the cause clears (the incident's rule 4): a controller
+ * block still in effect a bound of controller-healthy time after the account became certainly
+ * funded (a top-up) is a funded account blocked. Not judged when the operator blocked it too.
+ */
+function judgeLift(ctx: Context, account: string, period: { atMs: number; liftedMs: number }): Violation | undefined {
+  const { roundMs, blockBoundMs } = ctx.h.settings;
+  const slack = roundMs + ctx.p;
+  const end = Math.min(period.liftedMs, ctx.h.endMs);
+  const versions = ctx.states.versions(account);
+  const funded = fundedIntervals(versions, ctx.creditCalls(account), period.atMs, end, slack, ctx.p);
+  for (const f of funded) {
+    const impaired = mergeIntervals([...ctx.impaired, ...doubtWindows(ctx, account)]);
+    const deadline = afterHealthyTime(impaired, f.from, blockBoundMs);
+    if (!(f.to > deadline && period.liftedMs > deadline + ctx.p)) continue;
+    const operator = ctx.states.blockPeriods(account).some((b) => b.by === 'operator' && b.atMs <= deadline && b.liftedMs >= period.atMs) || ctx.states.possibleOver(account, period.atMs, deadline).some((v) => v.state?.operatorBlocked);
+    if (operator) return undefined;
+    return {
+      kind: 'funded-blocked',
+      atMs: deadline,
+      account,
+      detail: `controller block of ${ctx.at(period.atMs)} still in effect at ${ctx.at(deadline)}, but the account was funded from ${ctx.at(f.from)} (the record says ${describeVersions(ctx, ctx.states.possibleOver(account, f.from, f.from))}; bound ${blockBoundMs} ms of controller-healthy time)`,
+    };
+  }
+  return undefined;
 }
 
 function judgeDryAccounts(ctx: Context): Violation[] {

@@ -139,3 +139,53 @@ export function balanceLow(v: StateVersion, calls: readonly CreditCall[], to: nu
   }
   return v.state!.balance! - sum;
 }
+
+/**
+ * The intervals where even the lowest possible projected balance (states possible in the lookback)
+ * is above the timing allowance, `ratePerMin x calls in progress x slackMs`: the account was
+ * certainly funded, as the controller's rule sees it. Exact, like exhaustedIntervals: between two
+ * events every state's projection is linear and non-increasing, so the funded set is a head of
+ * the segment. A state with no balance, a deleted account, or calls with no rate: never funded
+ * (the controller holds it as unknown and lifts nothing).
+ */
+export function fundedIntervals(versions: readonly StateVersion[], calls: readonly CreditCall[], from: number, to: number, slackMs: number, propagationMs: number): Interval[] {
+  const cuts = new Set<number>([from, to]);
+  const add = (t: number) => {
+    if (t > from && t < to) cuts.add(t);
+  };
+  for (const v of versions) [v.from, v.until + slackMs].forEach(add);
+  for (const c of calls) [c.connectedMs, c.keptUntilMs, c.keptUntilMs + propagationMs].forEach(add);
+  const points = [...cuts].sort((a, b) => a - b);
+
+  const funded: Interval[] = [];
+  for (let i = 0; i + 1 < points.length; i++) {
+    const s = points[i]!;
+    const e = points[i + 1]!;
+    const possible = versions.filter((v) => v.from <= s && v.until + slackMs > s);
+    if (possible.length === 0 || !possible.every(isLimited)) continue;
+    const running = calls.filter((c) => c.connectedMs <= s && c.keptUntilMs > s);
+    const counted = calls.filter((c) => c.connectedMs <= s && s <= c.keptUntilMs + propagationMs).length;
+    const maxRate = Math.max(...possible.map((v) => v.state!.ratePerMin ?? 0));
+    const allowance = (maxRate * counted * slackMs) / 60_000;
+    let until = e;
+    for (const v of possible) {
+      const rate = v.state!.ratePerMin;
+      if (rate === undefined && running.length > 0) {
+        until = s;
+        break;
+      }
+      const since = v.written.from - propagationMs;
+      const value = v.state!.balance! - spent(calls, rate ?? 0, since, s, (c) => c.keptUntilMs) - allowance;
+      const slope = ((rate ?? 0) * running.filter((c) => c.keptUntilMs > since).length) / 60_000;
+      until = Math.min(until, value <= 0 ? s : slope > 0 ? s + value / slope : Infinity);
+    }
+    if (until > s) funded.push({ from: s, to: Math.min(until, e) });
+  }
+  const joined: Interval[] = [];
+  for (const f of funded) {
+    const last = joined[joined.length - 1];
+    if (last && last.to === f.from) last.to = f.to;
+    else joined.push({ ...f });
+  }
+  return joined;
+}

@@ -294,8 +294,26 @@ describe('funded-blocked: the controller blocks only accounts its own rule finds
   it('a top-up racing the block leaves the old balance possible until it is done and propagated', () => {
     // Dry at +96.02 s; topped up to 40 over +96.5 .. +97 s: the old balance is possible until +98 s.
     const racing = () => new Soak().account('low', LOW, 'low-credit').connected('low', 95, undefined).action('top-up', 'low', 96.5, 97, { ...LOW, balance: 40 });
-    expect(racing().audit('block', 'low', 98.5).kinds()).toEqual([]);
+    expect(racing().audit('block', 'low', 98.5).audit('unblock', 'low', 100).kinds()).toEqual([]);
     expect(racing().audit('block', 'low', 101).kinds()).toEqual(['funded-blocked']);
+  });
+});
+
+describe('funded-blocked, later: the controller lifts its own block when the cause clears', () => {
+  // Dry at +11.02 s, blocked at +12 s; topped up over +20 .. +20.5 s: certainly funded from +23.5 s
+  // (done, propagated, and past the controller's round and propagation), to be lifted by +28.5 s.
+  const toppedUp = () => new Soak().account('low', LOW, 'low-credit').connected('low', 10, 5).audit('block', 'low', 12).action('top-up', 'low', 20, 20.5, { ...LOW, balance: 40 });
+
+  it('lifted within the bound after the top-up: fine; never lifted, or too late: a violation at the deadline', () => {
+    expect(toppedUp().audit('unblock', 'low', 25).kinds()).toEqual([]);
+    const r = toppedUp().check();
+    expect(r.violations.map((v) => v.kind)).toEqual(['funded-blocked']);
+    expect(r.violations[0]!.atMs).toBeCloseTo(at(28.5), 3);
+    expect(toppedUp().audit('unblock', 'low', 30).kinds()).toEqual(['funded-blocked']);
+  });
+
+  it('not judged when the operator blocked it too (the controller lifts only its own blocks)', () => {
+    expect(toppedUp().audit('block', 'low', 15, 'operator').kinds()).toEqual([]);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { balanceLow, exhaustedIntervals, lowBound, type CreditCall } from '../../bench/soak/credit-model.js';
+import { balanceLow, exhaustedIntervals, fundedIntervals, lowBound, type CreditCall } from '../../bench/soak/credit-model.js';
 import type { OperatorAction, RecordedAccount } from '../../bench/soak/history.js';
 import { RecordedStates } from '../../bench/soak/recorded-state.js';
 
@@ -51,6 +51,13 @@ describe('the credit model', () => {
 
   it("the low bound charges a call whose edge died under it until its record may have gone", () => {
     expect(lowBound(versions({ ...LOW, balance: 100 }), [call(10, 15, 40)], s(30), s(2), s(1)).projected).toBeCloseTo(80, 6);
+  });
+
+  it('certainly funded: the lowest projection above the timing allowance, from when the old state is out of the lookback', () => {
+    // 1 unit, one call from +10 s: funded until the projection meets the allowance (60/min x 1 call x 2 s = 2 units): never after +10 s.
+    expect(fundedIntervals(versions(LOW), [call(10, 50)], 0, s(100), s(2), s(1))).toEqual([{ from: 0, to: s(10) }]);
+    // Topped up to 40 over +20 .. +21 s: the old state leaves the lookback at +24 s; then 40 - (x - 10) > 2 until +48 s.
+    expect(fundedIntervals(versions(LOW, [topUp(20, 21, 40)]), [call(10, 100)], s(15), s(100), s(2), s(1))).toEqual([{ from: s(24), to: s(48) }]);
   });
 
   it('the least balance field by an instant: the set balance minus the calls ended by then', () => {
