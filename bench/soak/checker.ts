@@ -10,6 +10,24 @@ import { RecordedStates, type StateVersion } from './recorded-state.js';
  * actions), the audit stream, and which node was master when. A violation needs certainty: every
  * timing doubt (propagation, a command's duration, a cached copy's age, a failed command that may
  * have been applied) is resolved in the product's favour, so what is left is a broken promise.
+ *
+ * A call's window runs from its INVITE minus the lookback (propagation, plus the cached copy's age
+ * when decided from the stale cache) to its answer. The rules (test/unit/soak-checker.test.ts is
+ * their spec, case by case):
+ * - false-403: a 403 whose cause no possible recorded state shows in the window (Account Not
+ *   Enabled: none disabled; Out Of Call Credit: none enabled and blocked or with balance <= 0,
+ *   the balance run down by ended calls; another phrase: the account was fine throughout);
+ * - forbidden-existing: 403 Forbidden while every possible state says the account exists;
+ * - false-channel-limit: no limit in any possible state, or fewer calls than the limit counted
+ *   over the window and one propagation time more;
+ * - unexpected-503: an edge's 503 for an account the same edge found within max-stale, with no
+ *   restart of it, no delete, no 403 Forbidden from it in between;
+ * - sip-server-503, no-answer: outside the SIP server's and the edges' restart windows;
+ * - funded-blocked: a controller block while even the lowest possible projection exceeded the
+ *   timing allowance, or a controller block left in place a bound after the account was funded;
+ * - dry-not-blocked: certainly dry and no block within the bound of controller-healthy time;
+ * - write-to-non-master: a controller write on a node other than the master of that instant;
+ * - leaked-call-record, ghost-call-record: the final records, one each.
  */
 
 export type ViolationKind =
@@ -115,7 +133,11 @@ class Context {
   constructor(readonly h: SoakHistory) {
     this.p = h.settings.propagationMs;
     this.states = new RecordedStates(h.accounts, h.operatorActions, h.audit, this.p);
-    for (const c of h.calls) this.callsOf.set(c.account, [...(this.callsOf.get(c.account) ?? []), c]);
+    for (const c of h.calls) {
+      const list = this.callsOf.get(c.account);
+      if (list) list.push(c);
+      else this.callsOf.set(c.account, [c]);
+    }
     const settle = h.settings.restartSettleMs;
     this.restartWindows = mergeIntervals([
       ...h.faults.filter((f) => RESTARTING.includes(f.kind)).map((f) => ({ from: f.startMs, to: (f.endMs ?? Infinity) + settle })),

@@ -45,7 +45,9 @@ export class RecordedStates {
     const byAccount = new Map<string, OperatorAction[]>();
     for (const a of actions) {
       if (a.account === undefined || a.after === undefined) continue; // a config reload
-      byAccount.set(a.account, [...(byAccount.get(a.account) ?? []), a]);
+      const list = byAccount.get(a.account);
+      if (list) list.push(a);
+      else byAccount.set(a.account, [a]);
     }
     const ids = new Set([...accounts.map((a) => a.id), ...byAccount.keys()]);
     const initial = new Map(accounts.map((a) => [a.id, a.initial]));
@@ -54,9 +56,8 @@ export class RecordedStates {
     const records = [...audit].sort((a, b) => a.atMs - b.atMs);
     for (const r of records) {
       const periods = this.blocksOf.get(r.account) ?? [];
-      const open = periods.filter((p) => p.liftedMs === Infinity);
       if (r.action === 'block') periods.push({ by: r.by, atMs: r.atMs, liftedMs: Infinity });
-      else for (const p of open) p.liftedMs = r.atMs;
+      else for (const p of periods) if (p.liftedMs === Infinity) p.liftedMs = r.atMs;
       this.blocksOf.set(r.account, periods);
     }
   }
