@@ -1,7 +1,7 @@
 import { countedSpan, mostAtOnce, overLimitEpisodes, wasRouted } from './calls-in-progress.js';
 import { balanceLow, creditCalls, exhaustedIntervals, fundedIntervals, lowBound, type CreditCall } from './credit-model.js';
 import type { FaultKind, RecordedAccount, SoakCall, SoakHistory } from './history.js';
-import { afterHealthyTime, meeting, mergeIntervals, type Interval } from './intervals.js';
+import { afterHealthyTime, meeting, mergeIntervals, subtractIntervals, type Interval } from './intervals.js';
 import { RecordedStates, type StateVersion } from './recorded-state.js';
 
 /**
@@ -76,7 +76,7 @@ export interface CheckFigures {
   exempted: number;
   /** Intervals in which an account certainly ran dry. */
   dryIntervals: number;
-  /** ... of which lasted past their blocking deadline, so were judged. */
+  /** ... of which lasted past their blocking deadline (blocked or not), so were judged. */
   dryIntervalsJudged: number;
   /** Controller blocks in the audit stream checked against the credit model. */
   blocksChecked: number;
@@ -397,23 +397,30 @@ function judgeDryAccounts(ctx: Context): Violation[] {
   const ids = new Set([...ctx.h.accounts.map((a) => a.id), ...ctx.h.operatorActions.flatMap((a) => (a.account === undefined ? [] : [a.account]))]);
   for (const account of ids) {
     const versions = ctx.states.versions(account);
-    const calls = ctx.creditCalls(account);
-    for (const dry of exhaustedIntervals(versions, calls, ctx.h.startMs, ctx.h.endMs)) {
+    const dryIntervals = exhaustedIntervals(versions, ctx.creditCalls(account), ctx.h.startMs, ctx.h.endMs);
+    if (dryIntervals.length === 0) continue;
+    const impaired = mergeIntervals([...ctx.impaired, ...doubtWindows(ctx, account)]);
+    // Any block that may have been in effect: audit blocks (the master's own instants: no slack
+    // against the deadline) and operator-blocked states (possible from their command's start).
+    const blocked = [
+      ...ctx.states.blockPeriods(account).map((b) => ({ from: b.atMs, to: b.liftedMs })),
+      ...versions.filter((v) => v.state?.operatorBlocked).map((v) => ({ from: v.from, to: v.until })),
+    ];
+    for (const dry of dryIntervals) {
       ctx.figures.dryIntervals++;
-      const impaired = mergeIntervals([...ctx.impaired, ...doubtWindows(ctx, account)]);
-      const deadline = afterHealthyTime(impaired, dry.from, blockBoundMs);
-      // Not judged: the account was topped up, or the run ended, before it had to be blocked.
-      if (!(dry.to > deadline)) continue;
-      ctx.figures.dryIntervalsJudged++;
-      const blockedInTime = ctx.states.blockPeriods(account).some((b) => b.by === 'controller' && b.atMs >= dry.from - ctx.p && b.atMs <= deadline);
-      const alreadyBlocked = ctx.states.blocksOver(account, dry.from, dry.from).length > 0 || ctx.states.possibleOver(account, dry.from, dry.from).some((v) => v.state?.operatorBlocked);
-      if (blockedInTime || alreadyBlocked) continue;
-      out.push({
-        kind: 'dry-not-blocked',
-        atMs: deadline,
-        account,
-        detail: `ran dry at ${ctx.at(dry.from)} (projected <= 0 until ${ctx.at(dry.to)}; the record says ${describeVersions(ctx, ctx.states.possibleOver(account, dry.from, dry.from))}), but no controller block by ${ctx.at(deadline)} (bound ${blockBoundMs} ms of controller-healthy time) and none in effect before`,
-      });
+      if (dry.to > afterHealthyTime(impaired, dry.from, blockBoundMs)) ctx.figures.dryIntervalsJudged++;
+      // Each stretch of the dry interval with certainly no block must be closed by a block within the bound.
+      for (const open of subtractIntervals(dry, blocked)) {
+        const deadline = afterHealthyTime(impaired, open.from, blockBoundMs);
+        // Not judged: topped up, blocked, or the run ended, before the deadline.
+        if (!(open.to > deadline)) continue;
+        out.push({
+          kind: 'dry-not-blocked',
+          atMs: deadline,
+          account,
+          detail: `dry from ${ctx.at(dry.from)} (projected <= 0 until ${ctx.at(dry.to)}; the record says ${describeVersions(ctx, ctx.states.possibleOver(account, dry.from, dry.from))}), with no block from ${ctx.at(open.from)} to ${ctx.at(open.to)}: not blocked by ${ctx.at(deadline)} (bound ${blockBoundMs} ms of controller-healthy time)`,
+        });
+      }
     }
   }
   return out;

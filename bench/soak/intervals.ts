@@ -42,3 +42,18 @@ export function afterHealthyTime(impaired: readonly Interval[], from: number, he
   }
   return t + left;
 }
+
+/** The parts of `span` that no interval of `cover` meets. */
+export function subtractIntervals(span: Interval, cover: readonly Interval[]): Interval[] {
+  const out: Interval[] = [];
+  let t = span.from;
+  for (const c of mergeIntervals(cover)) {
+    if (c.to < t) continue;
+    if (c.from > span.to) break;
+    if (c.from > t) out.push({ from: t, to: c.from });
+    t = Math.max(t, c.to);
+    if (t >= span.to) return out;
+  }
+  if (t < span.to) out.push({ from: t, to: span.to });
+  return out;
+}

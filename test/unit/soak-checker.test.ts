@@ -116,9 +116,10 @@ describe('false-403: no 403 naming a cause the record does not show', () => {
   });
 
   it('a balance run down by calls that ended is out of credit, though the operator set it positive', () => {
-    const soak = new Soak().account('low', LOW, 'low-credit').connected('low', 10, 2).audit('block', 'low', 12).audit('unblock', 'low', 12.5, 'operator').answered('low', 20, 403, 'Out Of Call Credit');
+    // Dry from +11.02 s, topped up at +14 s (before the controller had to block it).
+    const soak = new Soak().account('low', LOW, 'low-credit').connected('low', 10, 2).answered('low', 13, 403, 'Out Of Call Credit').action('top-up', 'low', 14, 14.5, { ...LOW, balance: 40 });
     expect(soak.kinds()).toEqual([]);
-    expect(new Soak().account('low', LOW, 'low-credit').connected('low', 10, 0.5).answered('low', 20, 403, 'Out Of Call Credit').kinds()).toEqual(['false-403']);
+    expect(new Soak().account('low', LOW, 'low-credit').connected('low', 10, 0.5).answered('low', 13, 403, 'Out Of Call Credit').kinds()).toEqual(['false-403']);
   });
 
   it("a decision from the stale cache looks back by the copy's age: the top-up may not have been in it", () => {
@@ -348,6 +349,15 @@ describe('dry-not-blocked: an account that ran dry is blocked within the bound o
     expect(r.violations).toEqual([]);
     expect(r.figures).toMatchObject({ dryIntervals: 1, dryIntervalsJudged: 0 });
     expect(new Soak().account('low', LOW, 'low-credit').connected('low', 596, undefined).kinds()).toEqual([]);
+  });
+
+  it('a block lifted while the account is still dry must be put back within the bound', () => {
+    // Blocked at +14 s, unblocked by the operator at +30 s: blocked again by +35 s.
+    const lifted = () => dry().audit('block', 'low', 14).audit('unblock', 'low', 30, 'operator');
+    expect(lifted().audit('block', 'low', 33).kinds()).toEqual([]);
+    const r = lifted().check();
+    expect(r.violations.map((v) => v.kind)).toEqual(['dry-not-blocked']);
+    expect(r.violations[0]!.atMs).toBe(at(35));
   });
 
   it('an account already blocked by the operator when it ran dry needs no block of the controller', () => {

@@ -1,13 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { countedSpan, mostAtOnce, overLimitEpisodes, wasRouted } from '../../bench/soak/calls-in-progress.js';
 import type { SoakCall } from '../../bench/soak/history.js';
-import { afterHealthyTime, meeting, mergeIntervals } from '../../bench/soak/intervals.js';
+import { afterHealthyTime, meeting, mergeIntervals, subtractIntervals } from '../../bench/soak/intervals.js';
 
 describe('intervals', () => {
   it('merges overlapping and touching intervals', () => {
     expect(mergeIntervals([{ from: 5, to: 8 }, { from: 0, to: 2 }, { from: 2, to: 3 }, { from: 7, to: Infinity }])).toEqual([{ from: 0, to: 3 }, { from: 5, to: Infinity }]);
     expect(meeting([{ from: 0, to: 3 }], 3, 10)).toEqual({ from: 0, to: 3 });
     expect(meeting([{ from: 0, to: 3 }], 3.1, 10)).toBeUndefined();
+  });
+
+  it('takes the covered parts out of a span', () => {
+    expect(subtractIntervals({ from: 0, to: 100 }, [{ from: 20, to: 30 }, { from: 25, to: 40 }, { from: 90, to: 200 }])).toEqual([{ from: 0, to: 20 }, { from: 40, to: 90 }]);
+    expect(subtractIntervals({ from: 0, to: 100 }, [{ from: -5, to: Infinity }])).toEqual([]);
+    expect(subtractIntervals({ from: 0, to: 100 }, [])).toEqual([{ from: 0, to: 100 }]);
   });
 
   it('a deadline of healthy time stops while impaired, and never comes if the impairment never ends', () => {
