@@ -61,7 +61,7 @@ export interface LowBound {
 /**
  * The least projected balance at x over the states possible in [x - lookback, x]. Calls whose
  * edge died under them are charged until their record may have gone, and every end after the
- * command's start (minus the propagation time) counts against its set.
+ * start of the command that set the balance (minus the propagation time) counts against it.
  */
 export function lowBound(versions: readonly StateVersion[], calls: readonly CreditCall[], x: number, lookbackMs: number, propagationMs: number): LowBound {
   const possible = versions.filter((v) => v.from <= x && v.until > x - lookbackMs && isLimited(v));
@@ -71,7 +71,7 @@ export function lowBound(versions: readonly StateVersion[], calls: readonly Cred
   for (const v of possible) {
     const rate = v.state!.ratePerMin ?? 0;
     ratePerMin = Math.max(ratePerMin, rate);
-    projected = Math.min(projected, v.state!.balance! - spent(calls, rate, v.written.from - propagationMs, x, (c) => c.keptUntilMs));
+    projected = Math.min(projected, v.state!.balance! - spent(calls, rate, v.balanceSet.from - propagationMs, x, (c) => c.keptUntilMs));
   }
   return { projected, ratePerMin };
 }
@@ -104,8 +104,8 @@ export function exhaustedIntervals(versions: readonly StateVersion[], calls: rea
         from = Infinity; // the controller cannot price these calls: unknown, never dry
         break;
       }
-      // Only the ends after the command was done certainly count against its set.
-      const since = v.written.to;
+      // Only the ends after the balance was certainly set count against it.
+      const since = v.balanceSet.to;
       const value = v.state!.balance! - spent(calls, rate ?? 0, since, s, (c) => c.endedMs);
       const slope = ((rate ?? 0) * running.filter((c) => c.endedMs > since).length) / 60_000;
       if (value <= 0) continue;
@@ -134,7 +134,7 @@ export function balanceLow(v: StateVersion, calls: readonly CreditCall[], to: nu
   const rate = v.state!.ratePerMin ?? 0;
   let sum = 0;
   for (const c of calls) {
-    if (c.endedMs > to || c.keptUntilMs <= v.written.from - propagationMs) continue;
+    if (c.endedMs > to || c.keptUntilMs <= v.balanceSet.from - propagationMs) continue;
     sum += (rate * (Math.min(to, c.keptUntilMs) - c.connectedMs)) / 60_000;
   }
   return v.state!.balance! - sum;
@@ -174,7 +174,7 @@ export function fundedIntervals(versions: readonly StateVersion[], calls: readon
         until = s;
         break;
       }
-      const since = v.written.from - propagationMs;
+      const since = v.balanceSet.from - propagationMs;
       const value = v.state!.balance! - spent(calls, rate ?? 0, since, s, (c) => c.keptUntilMs) - allowance;
       const slope = ((rate ?? 0) * running.filter((c) => c.keptUntilMs > since).length) / 60_000;
       until = Math.min(until, value <= 0 ? s : slope > 0 ? s + value / slope : Infinity);

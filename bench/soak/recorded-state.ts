@@ -18,6 +18,12 @@ export interface StateVersion {
   until: number;
   /** When it was written on the master: the command's [atMs, doneMs] ([-Infinity, -Infinity] for the definition). */
   written: { from: number; to: number };
+  /**
+   * When its balance was last *set*: its own command for a top-up or a create, else the version
+   * before it (a block or unblock leaves the balance field as it is, debits included). The credit
+   * model charges every call that ended after this to this balance.
+   */
+  balanceSet: { from: number; to: number };
   /** From a command that failed: it may have been applied (a timeout after the write), never certainly. */
   uncertain: boolean;
   /** The action that wrote it (undefined: the definition). */
@@ -64,7 +70,7 @@ export class RecordedStates {
 
   /** Every state the account may have had; an account nobody defined never existed. */
   versions(account: string): StateVersion[] {
-    return this.versionsOf.get(account) ?? [{ state: null, from: -Infinity, until: Infinity, written: { from: -Infinity, to: -Infinity }, uncertain: false }];
+    return this.versionsOf.get(account) ?? [{ state: null, from: -Infinity, until: Infinity, written: BEFORE_THE_RUN, balanceSet: BEFORE_THE_RUN, uncertain: false }];
   }
 
   /** The states that may have decided a call at some instant of [from, to]. */
@@ -96,15 +102,25 @@ export class RecordedStates {
  */
 function versions(initial: RecordedAccount | null, actions: OperatorAction[], propagationMs: number): StateVersion[] {
   const ok = actions.filter((a) => a.ok).sort((a, b) => a.atMs - b.atMs);
-  const out: StateVersion[] = [{ state: initial, from: -Infinity, until: Infinity, written: { from: -Infinity, to: -Infinity }, uncertain: false }];
-  for (const a of ok) out.push({ state: a.after ?? null, from: a.atMs, until: Infinity, written: { from: a.atMs, to: a.doneMs }, uncertain: false, action: a });
+  const out: StateVersion[] = [{ state: initial, from: -Infinity, until: Infinity, written: BEFORE_THE_RUN, balanceSet: BEFORE_THE_RUN, uncertain: false }];
+  for (const a of ok) {
+    const written = { from: a.atMs, to: a.doneMs };
+    out.push({ state: a.after ?? null, from: a.atMs, until: Infinity, written, balanceSet: SETS_BALANCE.includes(a.kind) ? written : out[out.length - 1]!.balanceSet, uncertain: false, action: a });
+  }
   for (const v of out) {
     for (const later of ok) {
       if (later.atMs >= v.written.to && later !== v.action) v.until = Math.min(v.until, later.doneMs + propagationMs);
     }
   }
   for (const a of actions.filter((x) => !x.ok)) {
-    out.push({ state: a.after ?? null, from: a.atMs, until: Infinity, written: { from: a.atMs, to: Infinity }, uncertain: true, action: a });
+    // Never certainly written: its set may have landed at any instant after its start.
+    const written = { from: a.atMs, to: Infinity };
+    const before = [...out].reverse().find((v) => !v.uncertain && v.from <= a.atMs) ?? out[0]!;
+    out.push({ state: a.after ?? null, from: a.atMs, until: Infinity, written, balanceSet: SETS_BALANCE.includes(a.kind) ? written : before.balanceSet, uncertain: true, action: a });
   }
   return out;
 }
+
+const BEFORE_THE_RUN = { from: -Infinity, to: -Infinity };
+/** The operator actions that write the balance field (`account set balance=...`, a new account). */
+const SETS_BALANCE: readonly OperatorAction['kind'][] = ['top-up', 'create'];

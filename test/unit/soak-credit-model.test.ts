@@ -60,6 +60,14 @@ describe('the credit model', () => {
     expect(fundedIntervals(versions(LOW, [topUp(20, 21, 40)]), [call(10, 100)], s(15), s(100), s(2), s(1))).toEqual([{ from: s(24), to: s(48) }]);
   });
 
+  it('a block or unblock leaves the balance field as it was: the calls ended before it stay charged', () => {
+    const block = (at: number, blocked: boolean): OperatorAction => ({ kind: blocked ? 'block' : 'unblock', account: 'a', atMs: s(at), doneMs: s(at + 0.5), after: { ...LOW, balance: 10, operatorBlocked: blocked }, ok: true });
+    const v = versions({ ...LOW, balance: 10 }, [block(20, true), block(30, false)]);
+    expect(lowBound(v, [call(10, 15)], s(40), s(2), s(1)).projected).toBeCloseTo(5, 6);
+    // A top-up sets it afresh.
+    expect(lowBound(versions({ ...LOW, balance: 10 }, [topUp(20, 20.5, 10)]), [call(10, 15)], s(40), s(2), s(1)).projected).toBeCloseTo(10, 6);
+  });
+
   it('the least balance field by an instant: the set balance minus the calls ended by then', () => {
     const [v] = versions({ ...LOW, balance: 10 });
     expect(balanceLow(v!, [call(10, 13), call(20, 40)], s(30), s(1))).toBeCloseTo(7, 6);

@@ -41,6 +41,13 @@ describe('recorded states', () => {
     expect(statesOver(t, 1e9, 1e9)).toEqual([other]);
   });
 
+  it('only a top-up or a create sets the balance: a block keeps the time of the set before it', () => {
+    const topUp: OperatorAction = { kind: 'top-up', account: 'a', atMs: 100, doneMs: 150, after: { ...A, balance: 20 }, ok: true };
+    const block: OperatorAction = { kind: 'block', account: 'a', atMs: 300, doneMs: 350, after: { ...BLOCKED, balance: 20 }, ok: true };
+    const s = new RecordedStates([{ id: 'a', kind: 'funded', initial: A }], [topUp, block], [], P);
+    expect(s.versions('a').map((v) => v.balanceSet)).toEqual([{ from: -Infinity, to: -Infinity }, { from: 100, to: 150 }, { from: 100, to: 150 }]);
+  });
+
   it('a block in the audit stream lasts until the next unblock of the account, by anyone, with the propagation time on both sides', () => {
     const s = new RecordedStates([], [], [
       { atMs: 5000, action: 'block', account: 'a', by: 'controller' },
