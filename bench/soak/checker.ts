@@ -74,6 +74,8 @@ export interface CheckFigures {
   judged503: number;
   /** 503s and unanswered calls excused by a restart window or the end of the run. */
   exempted: number;
+  /** Final answers of 300 and above other than 403 and 503 (a carrier's, a timeout's): no rule judges them, the report should show them. */
+  otherFailures: number;
   /** Intervals in which an account certainly ran dry. */
   dryIntervals: number;
   /** ... of which lasted past their blocking deadline (blocked or not), so were judged. */
@@ -128,7 +130,7 @@ class Context {
   private readonly creditCallsOf = new Map<string, CreditCall[]>();
   readonly restartWindows: Interval[];
   readonly impaired: Interval[];
-  readonly figures = { judged403: 0, judged503: 0, exempted: 0, dryIntervals: 0, dryIntervalsJudged: 0, blocksChecked: 0 };
+  readonly figures = { judged403: 0, judged503: 0, exempted: 0, otherFailures: 0, dryIntervals: 0, dryIntervalsJudged: 0, blocksChecked: 0 };
 
   constructor(readonly h: SoakHistory) {
     this.p = h.settings.propagationMs;
@@ -150,7 +152,8 @@ class Context {
   at(ms: number): string {
     if (ms === Infinity) return 'the end';
     if (ms === -Infinity) return 'the start';
-    return `+${((ms - this.h.startMs) / 1000).toFixed(1)} s`;
+    const sec = (ms - this.h.startMs) / 1000;
+    return `${sec < 0 ? '-' : '+'}${Math.abs(sec).toFixed(1)} s`;
   }
 
   /** The kill of the edge that carried this call while it ran, if any: its record outlived the call. */
@@ -210,6 +213,7 @@ function judgeCall(ctx: Context, c: SoakCall): Violation[] {
     return c.decision === undefined ? judgeServer503(ctx, c) : judgeEdge503(ctx, c);
   }
   if (c.status === undefined) return judgeNoAnswer(ctx, c);
+  if (c.status >= 300) ctx.figures.otherFailures++;
   return [];
 }
 
