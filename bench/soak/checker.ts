@@ -1,6 +1,6 @@
 import { countedSpan, mostAtOnce, overLimitEpisodes, wasRouted } from './calls-in-progress.js';
 import { balanceLow, creditCalls, exhaustedIntervals, fundedIntervals, lowBound, type CreditCall } from './credit-model.js';
-import type { FaultKind, RecordedAccount, SoakCall, SoakHistory } from './history.js';
+import type { FaultKind, FaultWindow, RecordedAccount, SoakCall, SoakHistory } from './history.js';
 import { afterHealthyTime, meeting, mergeIntervals, subtractIntervals, type Interval } from './intervals.js';
 import { RecordedStates, type StateVersion } from './recorded-state.js';
 
@@ -98,6 +98,10 @@ export interface CheckResult {
 /** Faults during which the controller cannot be expected to block (extended by IMPAIRED_TAIL_MS after they end). */
 const CONTROLLER_IMPAIRING: readonly FaultKind[] = ['master-freeze-failover', 'master-restart-empty', 'flushall', 'controller-kill', 'master-slow', 'mass-delete'];
 const IMPAIRED_TAIL_MS = 10_000;
+/** Faults that lose the whole dataset (blocks included); billing re-provisions it from the recorded states. */
+const WIPING: readonly FaultKind[] = ['master-restart-empty', 'flushall'];
+/** ... and those that re-provision some accounts (which ones is not recorded): balances set afresh, debits lost. */
+const RESETTING: readonly FaultKind[] = [...WIPING, 'mass-delete'];
 /** Faults after which calls may go unanswered or get the SIP server's own 503. */
 const RESTARTING: readonly FaultKind[] = ['sip-server-restart', 'edge-kill'];
 /** 403 phrases that say the edge found the account. */
@@ -130,11 +134,15 @@ class Context {
   private readonly creditCallsOf = new Map<string, CreditCall[]>();
   readonly restartWindows: Interval[];
   readonly impaired: Interval[];
+  /** When balances may have been re-provisioned from the recorded states (data loss, mass delete). */
+  readonly resets: Interval[];
   readonly figures = { judged403: 0, judged503: 0, exempted: 0, otherFailures: 0, dryIntervals: 0, dryIntervalsJudged: 0, blocksChecked: 0 };
 
   constructor(readonly h: SoakHistory) {
     this.p = h.settings.propagationMs;
-    this.states = new RecordedStates(h.accounts, h.operatorActions, h.audit, this.p);
+    const window = (f: FaultWindow) => ({ from: f.startMs, to: f.endMs ?? h.endMs });
+    this.resets = h.faults.filter((f) => RESETTING.includes(f.kind)).map(window);
+    this.states = new RecordedStates(h.accounts, h.operatorActions, h.audit, this.p, h.faults.filter((f) => WIPING.includes(f.kind)).map(window));
     for (const c of h.calls) {
       const list = this.callsOf.get(c.account);
       if (list) list.push(c);
@@ -376,7 +384,8 @@ function judgeControllerBlocks(ctx: Context): Violation[] {
 function judgeLift(ctx: Context, account: string, period: { atMs: number; liftedMs: number }): Violation | undefined {
   const { roundMs, blockBoundMs } = ctx.h.settings;
   const slack = roundMs + ctx.p;
-  const end = Math.min(period.liftedMs, ctx.h.endMs);
+  // Certainly in effect only until a data loss or mass delete that may have taken it.
+  const end = Math.min(period.liftedMs, ctx.h.endMs, ...ctx.resets.filter((r) => r.from >= period.atMs).map((r) => r.from));
   const versions = ctx.states.versions(account);
   const funded = fundedIntervals(versions, ctx.creditCalls(account), period.atMs, end, slack, ctx.p);
   for (const f of funded) {
@@ -401,7 +410,7 @@ function judgeDryAccounts(ctx: Context): Violation[] {
   const ids = new Set([...ctx.h.accounts.map((a) => a.id), ...ctx.h.operatorActions.flatMap((a) => (a.account === undefined ? [] : [a.account]))]);
   for (const account of ids) {
     const versions = ctx.states.versions(account);
-    const dryIntervals = exhaustedIntervals(versions, ctx.creditCalls(account), ctx.h.startMs, ctx.h.endMs);
+    const dryIntervals = exhaustedIntervals(versions, ctx.creditCalls(account), ctx.h.startMs, ctx.h.endMs, ctx.resets);
     if (dryIntervals.length === 0) continue;
     const impaired = mergeIntervals([...ctx.impaired, ...doubtWindows(ctx, account)]);
     // Any block that may have been in effect: audit blocks (the master's own instants: no slack

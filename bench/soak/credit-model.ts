@@ -82,18 +82,28 @@ export function lowBound(versions: readonly StateVersion[], calls: readonly Cred
  * becoming possible or impossible) each state's projection is linear and non-increasing in x, so
  * the set where all of them are <= 0 is a tail of the segment, found by solving for the zero.
  * A state with no balance, a deleted account, or calls running with no rate: never dry.
+ *
+ * `resets`: windows in which the dataset was lost and re-provisioned from the recorded states
+ * (the debits of the calls before are gone with it): never dry inside one, and after it only the
+ * calls that ended after it are charged.
  */
-export function exhaustedIntervals(versions: readonly StateVersion[], calls: readonly CreditCall[], startMs: number, endMs: number): Interval[] {
+export function exhaustedIntervals(versions: readonly StateVersion[], calls: readonly CreditCall[], startMs: number, endMs: number, resets: readonly Interval[] = []): Interval[] {
   if (!versions.some(isLimited)) return [];
   const cuts = new Set<number>([startMs, endMs]);
-  for (const v of versions) for (const t of [v.from, v.until]) if (t > startMs && t < endMs) cuts.add(t);
-  for (const c of calls) for (const t of [c.connectedMs, c.endedMs]) if (t > startMs && t < endMs) cuts.add(t);
+  const add = (t: number) => {
+    if (t > startMs && t < endMs) cuts.add(t);
+  };
+  for (const v of versions) [v.from, v.until].forEach(add);
+  for (const c of calls) [c.connectedMs, c.endedMs].forEach(add);
+  for (const r of resets) [r.from, r.to].forEach(add);
   const points = [...cuts].sort((a, b) => a - b);
 
   const dry: Interval[] = [];
   for (let i = 0; i + 1 < points.length; i++) {
     const s = points[i]!;
     const e = points[i + 1]!;
+    if (resets.some((r) => r.from <= s && s < r.to)) continue;
+    const restored = Math.max(-Infinity, ...resets.filter((r) => r.to <= s).map((r) => r.to));
     const possible = versions.filter((v) => v.from <= s && v.until > s);
     if (possible.length === 0 || !possible.every(isLimited)) continue;
     const running = calls.filter((c) => c.connectedMs <= s && c.endedMs > s);
@@ -105,7 +115,7 @@ export function exhaustedIntervals(versions: readonly StateVersion[], calls: rea
         break;
       }
       // Only the ends after the balance was certainly set count against it.
-      const since = v.balanceSet.to;
+      const since = Math.max(v.balanceSet.to, restored);
       const value = v.state!.balance! - spent(calls, rate ?? 0, since, s, (c) => c.endedMs);
       const slope = ((rate ?? 0) * running.filter((c) => c.endedMs > since).length) / 60_000;
       if (value <= 0) continue;

@@ -30,7 +30,7 @@ export interface StateVersion {
   action?: OperatorAction;
 }
 
-/** A block in the audit stream, until the next unblock of the account (by anyone). */
+/** A block in the audit stream, until the next unblock of the account (by anyone) or the loss of the dataset. */
 export interface BlockPeriod {
   by: AuditRecord['by'];
   atMs: number;
@@ -47,6 +47,8 @@ export class RecordedStates {
     actions: readonly OperatorAction[],
     audit: readonly AuditRecord[],
     private readonly propagationMs: number,
+    /** Windows in which the whole dataset was lost (every block with it) and re-provisioned without them. */
+    wipes: readonly { from: number; to: number }[] = [],
   ) {
     const byAccount = new Map<string, OperatorAction[]>();
     for (const a of actions) {
@@ -65,6 +67,13 @@ export class RecordedStates {
       if (r.action === 'block') periods.push({ by: r.by, atMs: r.atMs, liftedMs: Infinity });
       else for (const p of periods) if (p.liftedMs === Infinity) p.liftedMs = r.atMs;
       this.blocksOf.set(r.account, periods);
+    }
+    // A block lost with the dataset is gone once it was re-provisioned, unblock record or not.
+    for (const periods of this.blocksOf.values()) {
+      for (const p of periods) {
+        const wipe = wipes.filter((w) => w.from >= p.atMs).sort((a, b) => a.from - b.from)[0];
+        if (wipe) p.liftedMs = Math.min(p.liftedMs, wipe.to);
+      }
     }
   }
 

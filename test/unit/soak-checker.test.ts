@@ -371,6 +371,30 @@ describe('dry-not-blocked: an account that ran dry is blocked within the bound o
   });
 });
 
+describe('a lost dataset takes the blocks with it (billing re-provisions the recorded states)', () => {
+  const OUT: RecordedAccount = { ...FUNDED, balance: 0 };
+  // Blocked at +2 s; FLUSHALL +100 .. +110 s; impaired until +120 s: blocked again by +125 s.
+  const wiped = () => new Soak().account('out', OUT, 'out-of-credit').audit('block', 'out', 2).fault('flushall', 100, 110);
+
+  it('an account still dry after it must be blocked again within the bound', () => {
+    expect(wiped().audit('block', 'out', 123).kinds()).toEqual([]);
+    expect(wiped().kinds()).toEqual(['dry-not-blocked']);
+  });
+
+  it('a block from before it no longer excuses Out Of Call Credit to an account topped up since', () => {
+    const r = wiped().audit('block', 'out', 123).action('top-up', 'out', 200, 200.5, FUNDED).audit('unblock', 'out', 203);
+    expect(r.answered('out', 130, 403, 'Out Of Call Credit').kinds()).toEqual([]);
+    // Topped up just before the FLUSHALL, the block never lifted in the audit: gone with the dataset.
+    const topped = new Soak().account('out', OUT, 'out-of-credit').audit('block', 'out', 2).action('top-up', 'out', 98, 98.5, FUNDED).fault('flushall', 100, 110);
+    expect(topped.answered('out', 130, 403, 'Out Of Call Credit').kinds()).toEqual(['false-403']);
+  });
+
+  it('a block it may have taken is not a block left on a funded account', () => {
+    const lost = new Soak().account('low', LOW, 'low-credit').connected('low', 10, 5).audit('block', 'low', 12).fault('mass-delete', 15, 18).action('top-up', 'low', 20, 20.5, { ...LOW, balance: 40 });
+    expect(lost.kinds()).toEqual([]);
+  });
+});
+
 describe('write-to-non-master: a controller writes only on the master of the instant (no slack)', () => {
   const switched = () => {
     const soak = new Soak();

@@ -34,6 +34,14 @@ describe('the credit model', () => {
     expect(exhaustedIntervals(versions(LOW, [topUp(20, 21, 5, false)]), [call(10, 15), call(30, 100)], 0, s(100))).toEqual([{ from: s(11), to: s(20) }]);
   });
 
+  it('a dataset lost and re-provisioned from the record sets the balances afresh: never dry inside it, the debits before it gone', () => {
+    expect(exhaustedIntervals(versions(LOW), [call(10, 15)], 0, s(100), [{ from: s(20), to: s(25) }])).toEqual([{ from: s(11), to: s(20) }]);
+    expect(exhaustedIntervals(versions(LOW), [call(10, 15), call(30, 100)], 0, s(100), [{ from: s(20), to: s(25) }])).toEqual([
+      { from: s(11), to: s(20) },
+      { from: s(31), to: s(100) },
+    ]);
+  });
+
   it('an account with no balance, deleted, or with calls it cannot price never runs dry', () => {
     expect(exhaustedIntervals(versions({ ...LOW, balance: undefined }), [call(10, 50)], 0, s(100))).toEqual([]);
     expect(exhaustedIntervals(versions(null), [call(10, 50)], 0, s(100))).toEqual([]);
