@@ -316,14 +316,14 @@ function isFoundAnswer(f: SoakCall): boolean {
   return f.status === 403 && f.phrase !== undefined && FOUND_PHRASES.includes(f.phrase);
 }
 
-/** The span of a call that a restart may explain: from its INVITE to its first answer. */
-function exempt(ctx: Context, c: SoakCall): Interval | undefined {
-  return meeting(ctx.restartWindows, c.inviteMs, c.answerMs ?? c.inviteMs);
+/** A restart window that met the call while it waited for its answer. */
+function exempt(ctx: Context, c: SoakCall, waitedUntil: number): Interval | undefined {
+  return meeting(ctx.restartWindows, c.inviteMs, waitedUntil);
 }
 
 /** A 503 no edge decided (the SIP server's own, or a failed proxying): only around a restart. */
 function judgeServer503(ctx: Context, c: SoakCall): Violation[] {
-  if (exempt(ctx, c)) {
+  if (exempt(ctx, c, c.answerMs ?? c.inviteMs)) {
     ctx.figures.exempted++;
     return [];
   }
@@ -331,7 +331,10 @@ function judgeServer503(ctx: Context, c: SoakCall): Violation[] {
 }
 
 function judgeNoAnswer(ctx: Context, c: SoakCall): Violation[] {
-  if (exempt(ctx, c) || c.inviteMs >= ctx.h.endMs - ctx.h.settings.restartSettleMs) {
+  // Its answer was still due for a while after the INVITE (or its ringing): a restart that began
+  // then may have swallowed it.
+  const settle = ctx.h.settings.restartSettleMs;
+  if (exempt(ctx, c, (c.answerMs ?? c.inviteMs) + settle) || c.inviteMs >= ctx.h.endMs - settle) {
     ctx.figures.exempted++;
     return [];
   }
