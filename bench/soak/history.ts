@@ -155,6 +155,13 @@ export interface SoakSettings {
   blockBoundMs: number;
   /** How long after a SIP server or edge restart calls may go unanswered or get the SIP server's 503. */
   restartSettleMs: number;
+  /**
+   * Optional (added for the checker): how long a call's record may outlive the kill of the edge
+   * that carried it (the edge's liveness TTL + the controller's dead-edge grace + a round). Until
+   * then the record still counts for the channel limit and the projection, and the controller
+   * holds the account as unknown (edge-in-doubt: no block). Undefined: until the end of the run.
+   */
+  deadEdgeRecordMs?: number;
 }
 
 export interface SoakHistory {
