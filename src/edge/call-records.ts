@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { callEndArgs, CALLS_INDEX_KEY, callsKey, callStartArgs, defineCallScripts, edgeAliveKey, parseCallRecord, type CallRecord, type CallScripts } from '../calls/records.js';
+import { edgeCallsKey, edgeMember } from '../calls/totals.js';
 import type { Logger } from '../log.js';
 import { sentinelMasterClient } from '../redis/master-client.js';
 
@@ -27,6 +28,9 @@ type RecordingClient = Redis & CallScripts;
 
 const BATCH = 64;
 const RETRY_MS = 200;
+/** How long the end of a call is remembered, so a reconciliation can replay it with its time (the debit). */
+const ENDED_MEMORY_MS = 10 * 60_000;
+const ENDED_MEMORY_MAX = 100_000;
 
 /**
  * The edge's calls in progress, recorded on the Redis master (see src/calls/records.ts):
@@ -35,6 +39,13 @@ const RETRY_MS = 200;
  * bounded in-memory queue that a single drainer sends in order, through Sentinel, whenever a
  * master is reachable. A full queue drops the event, counts and logs it, and once the queue has
  * drained the edge re-asserts its calls from its own memory (resync), so the records end up exact.
+ *
+ * A write the master acknowledged can still be lost: a master failed over before it replicated
+ * (Redis replication is asynchronous). So at every liveness renewal, with nothing queued, the
+ * edge also reconciles this process's own records (its per-edge hash, one read): a call ended
+ * here but still recorded is ended again, with its end time (so its debit is not lost), and a
+ * call in progress here but missing is recorded again. The randomized soak found such a lost end:
+ * a record left forever, whose growing cost had the controller block a funded account.
  */
 export class CallRecorder {
   /** This process; call records carry it so a restarted edge's old calls are told apart. */
@@ -47,6 +58,9 @@ export class CallRecorder {
   private queue: CallEvent[] = [];
   private draining = false;
   private needResync = false;
+  private needReconcile = false;
+  /** Calls ended here lately (Call-ID -> end time), oldest first: the reconciliation replays their ends with it. */
+  private readonly recentlyEnded = new Map<string, number>();
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly livenessTimer: NodeJS.Timeout;
   private lastDropLog = 0;
@@ -104,7 +118,10 @@ export class CallRecorder {
     const record = this.active.get(callId);
     if (!record) return;
     this.active.delete(callId);
-    this.enqueue({ kind: 'end', callId, account: record.account, at: Date.now() });
+    const at = Date.now();
+    this.recentlyEnded.set(callId, at);
+    if (this.recentlyEnded.size > ENDED_MEMORY_MAX) this.recentlyEnded.delete(this.recentlyEnded.keys().next().value!);
+    this.enqueue({ kind: 'end', callId, account: record.account, at });
   }
 
   get queued(): number {
@@ -158,6 +175,7 @@ export class CallRecorder {
         }
       }
       if (this.needResync) await this.resync();
+      else if (this.needReconcile) await this.reconcile();
     } finally {
       this.draining = false;
     }
@@ -182,8 +200,10 @@ export class CallRecorder {
       if (previous !== this.instance) {
         if (previous !== null || this.active.size > 0) this.logger.warn({ previous }, 'edge liveness had lapsed or was taken over: re-asserting call records');
         this.needResync = true;
-        void this.drain();
+      } else {
+        this.needReconcile = true;
       }
+      void this.drain();
     } catch (err) {
       this.logger.debug({ err: (err as Error).message }, 'liveness not renewed');
     }
@@ -223,6 +243,44 @@ export class CallRecorder {
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'call records resync failed; will retry');
       this.retryLater();
+    }
+  }
+
+  /**
+   * Makes this process's records on the master its calls in progress, from its per-edge hash:
+   * ends recorded calls that ended here (replayed with their end time: the debit), records calls
+   * in progress that are missing. Inside the drainer, with nothing queued.
+   */
+  private async reconcile(): Promise<void> {
+    try {
+      const recorded = await this.client.hgetall(edgeCallsKey(edgeMember(this.o.node, this.instance)));
+      const writes = this.client.pipeline() as unknown as RecordingClient & { exec(): Promise<[Error | null, unknown][] | null> };
+      let ended = 0;
+      let restored = 0;
+      for (const [callId, account] of Object.entries(recorded)) {
+        if (this.active.has(callId)) continue;
+        writes.callEnd(...callEndArgs(account, callId, this.recentlyEnded.get(callId), { node: this.o.node, instance: this.instance }));
+        ended++;
+      }
+      for (const record of this.active.values()) {
+        if (recorded[record.callId] !== undefined) continue;
+        writes.callStart(...callStartArgs(record));
+        restored++;
+      }
+      if (ended + restored > 0) {
+        const results = (await writes.exec()) ?? [];
+        const failed = results.find(([e]) => e);
+        if (failed) throw failed[0] as Error;
+        this.logger.warn({ ended, restored }, 'call records reconciled: the master had lost writes (a failover before they replicated)');
+      }
+      this.needReconcile = false;
+      const forgetBefore = Date.now() - ENDED_MEMORY_MS;
+      for (const [callId, at] of this.recentlyEnded) {
+        if (at >= forgetBefore) break;
+        this.recentlyEnded.delete(callId);
+      }
+    } catch (err) {
+      this.logger.debug({ err: (err as Error).message }, 'call records not reconciled yet');
     }
   }
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callsKey } from '../../src/calls/records.js';
+import { accountKey } from '../../src/accounts/account.js';
+import { callsKey, callStartArgs, defineCallScripts, parseCallRecord } from '../../src/calls/records.js';
 import { until } from '../helpers/controller.js';
 import { assertSippRan, edgeUnderTest, finalsReceived, type EdgeUnderTest } from '../helpers/edge-under-test.js';
 import { startSipp, stopAllSipp } from '../helpers/sipp.js';
@@ -47,6 +48,37 @@ describe('a full call-event queue', () => {
       await until('calls ended on the master', 5000, async () => (await client.hlen(callsKey('acct-burst'))) === 0);
     } finally {
       if (old.state === 'frozen') old.thaw();
+    }
+  }, 60_000);
+});
+
+describe('a write the master lost', () => {
+  it('an end acknowledged and then lost (a failover before it replicated) is ended again by the reconciliation, with its debit', async () => {
+    const lossy = await edgeUnderTest({
+      sentinels: 1,
+      seed: { 'acct-lost-end': { enabled: true, balance: 100, rate: 6 } },
+      // Liveness renewed (and the records reconciled) every 300 ms.
+      config: (generated) => ({ ...generated, calls_in_progress: { liveness_ttl_ms: 900 } }),
+    });
+    try {
+      const client = defineCallScripts(lossy.topology.master.client);
+      const key = callsKey('acct-lost-end');
+      const call = await startSipp({ scenario: 'edge-uac', vars: { HOLD: '1500' }, remote: lossy.path.sipTarget, injection: [['acct-lost-end']], service: 'callee', calls: 1 });
+      let raw: string | undefined;
+      await until('the call recorded', 5000, async () => (raw = Object.values(await client.hgetall(key))[0]) !== undefined);
+      assertSippRan(await call.done, 'one call of 1.5 s');
+      await until('the call ended on the master', 5000, async () => (await client.hlen(key)) === 0);
+      const debited = Number(await client.hget(accountKey('acct-lost-end'), 'balance'));
+      expect(debited).toBeLessThan(100);
+
+      // The master loses the end: the record is back as it was, the balance before the debit.
+      const record = parseCallRecord(raw!)!;
+      await client.hset(accountKey('acct-lost-end'), 'balance', '100');
+      expect(await client.callStart(...callStartArgs(record))).toBe(1);
+      await until('the record ended again by the edge', 5000, async () => (await client.hlen(key)) === 0);
+      expect(Number(await client.hget(accountKey('acct-lost-end'), 'balance'))).toBeCloseTo(debited, 6);
+    } finally {
+      await lossy.stop();
     }
   }, 60_000);
 });
