@@ -240,6 +240,19 @@ export class EdgeApp {
     this.o = { ...this.o, ...rest, ...(digestRealm !== undefined && { digest: { ...this.o.digest, realm: digestRealm } }) };
   }
 
+  /**
+   * The SIP server connection dropped: the ends of the calls routed so far can no longer be seen
+   * (cdr:stop goes to a connected app, and a restarted server has lost their dialogs), so they
+   * end here and in the records now, their cost counted up to this instant. Kept, they would hold
+   * channels and grow in the controller's projection forever: a funded account blocked, which the
+   * product must never do (the randomized soak found it). Returns how many ended.
+   */
+  sipServerLost(): number {
+    const callIds = this.o.calls.endAll();
+    for (const callId of callIds) this.o.records?.ended(callId);
+    return callIds.length;
+  }
+
   lastDecision(accountId: string): LastDecision | undefined {
     return this.lastDecisions.get(accountId);
   }

@@ -28,6 +28,14 @@ export class LocalCallsInProgress {
     if (calls.size === 0) this.byAccount.delete(accountId);
   }
 
+  /** Ends every call; returns their Call-IDs. */
+  endAll(): string[] {
+    const callIds = [...this.accountOf.keys()];
+    this.byAccount.clear();
+    this.accountOf.clear();
+    return callIds;
+  }
+
   get total(): number {
     return this.accountOf.size;
   }

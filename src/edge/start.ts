@@ -141,7 +141,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
     });
   });
   const lost = (detail: string) => {
-    if (isConnected) logger.warn({ detail }, 'SIP server connection lost; reconnecting');
+    if (isConnected) logger.warn({ detail, callsEnded: app.sipServerLost() }, 'SIP server connection lost; reconnecting; the calls in progress are ended in the records (their ends can no longer be seen)');
     isConnected = false;
   };
   srf.on('error', (err: Error) => lost(err.message));
