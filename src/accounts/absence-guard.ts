@@ -136,13 +136,33 @@ export class AbsenceGuard {
     if (absences < minAccounts) return false;
     const share = this.newAbsences.get(now) / Math.max(1, this.lookups.get(now));
     if (share < minShare) return false;
+    this.open(now, `${absences} accounts found within max-stale turned absent within ${this.settings.windowMs} ms (${(share * 100).toFixed(1)}% of the recent lookups of recently found accounts)`, { absences, share });
+    return true;
+  }
+
+  /**
+   * A probe's answer (src/accounts/absence-probe.ts): of `checked` other accounts found within
+   * max-stale, `absent` read absent in one proven read. A crowd among them opens the guard at
+   * once, however little traffic this edge carries: otherwise, on a quiet edge, the first
+   * absences are confirmed (403) before enough deleted accounts were called to trip it (the
+   * randomized soak found exactly that).
+   */
+  sampled(absent: number, checked: number, now: number): void {
+    this.releaseIfAccepted(now);
+    if (this.openedAt !== undefined || checked === 0) return;
+    const share = absent / checked;
+    if (absent < PROBE_MIN_ABSENT || share < this.settings.minShare) return;
+    this.lastCachedAbsenceAt = now;
+    this.open(now, `${absent} of ${checked} other accounts found within max-stale read absent in one probe (${(share * 100).toFixed(1)}%)`, { probe: { absent, checked }, share });
+  }
+
+  private open(now: number, why: string, fields: Record<string, unknown>): void {
     this.openedAt = now;
-    this.why = `${absences} accounts found within max-stale turned absent within ${this.settings.windowMs} ms (${(share * 100).toFixed(1)}% of the recent lookups of recently found accounts)`;
+    this.why = why;
     this.logger.error(
-      { alert: 'credit-edge-mass-absence', critical: true, absences, share, accounts: [...this.firstAbsent.keys()].slice(0, 20) },
+      { alert: 'credit-edge-mass-absence', critical: true, ...fields, accounts: [...this.firstAbsent.keys()].slice(0, 20) },
       'MASS-ABSENCE GUARD OPEN: absent accounts are held as unknown (cache or 503), not 403; if the deletions are real: credit-edge dataset accept-deletions',
     );
-    return true;
   }
 
   private releaseIfAccepted(now: number): void {
@@ -182,6 +202,9 @@ export class AbsenceGuard {
     for (const [id, at] of this.firstAbsent) if (at < cutoff) this.firstAbsent.delete(id);
   }
 }
+
+/** Fewest absent accounts in one probe that make a crowd (a sample of 50: 6% of the known accounts gone). */
+const PROBE_MIN_ABSENT = 3;
 
 function unconfirmed(remainingMs: number): Unknown {
   return { outcome: 'unknown', cause: 'absence-unconfirmed', detail: `a recently found account reads absent; confirming for ${Math.max(0, Math.round(remainingMs))} ms more` };

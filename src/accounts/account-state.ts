@@ -1,4 +1,5 @@
 import type { AbsenceGuard } from './absence-guard.js';
+import type { AbsenceProbe } from './absence-probe.js';
 import type { CachedAccount, Lookup } from './lookup.js';
 import type { AccountReader } from './reader.js';
 import type { StaleCache } from './stale-cache.js';
@@ -14,6 +15,8 @@ export interface AccountSources {
   reader: AccountReader;
   cache: StaleCache;
   guard: AbsenceGuard;
+  /** Asks whether a recently found account that reads absent is alone (optional: tests without it). */
+  probe?: AbsenceProbe;
 }
 
 /**
@@ -21,7 +24,7 @@ export interface AccountSources {
  * *absent* goes past the mass-absence guard first, which may hold it as *unknown*: then the cache
  * keeps its copy and may answer.
  */
-export async function readAccountState({ reader, cache, guard }: AccountSources, accountId: string): Promise<AccountState> {
+export async function readAccountState({ reader, cache, guard, probe }: AccountSources, accountId: string): Promise<AccountState> {
   const lookup = await reader.lookup(accountId);
   switch (lookup.outcome) {
     case 'found':
@@ -32,6 +35,7 @@ export async function readAccountState({ reader, cache, guard }: AccountSources,
       const now = Date.now();
       const cached = cache.recall(accountId, now);
       const held = guard.hold(accountId, cached, now);
+      if (held?.cause === 'absence-unconfirmed') probe?.check(accountId, now);
       if (held) return cached ? { lookup: held, cached } : { lookup: held };
       cache.forget(accountId);
       return { lookup };

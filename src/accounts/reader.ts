@@ -85,6 +85,36 @@ export class AccountReader {
       startNext();
     });
   }
+
+  /**
+   * How many of `accountIds` the first replica in sync does not hold: one proven read (ROLE, the
+   * dataset marker and an EXISTS per account in one MULTI), for the mass-absence probe.
+   * Undefined when no replica could say within the bound.
+   */
+  async countAbsent(accountIds: string[], timeoutMs = 1000): Promise<{ absent: number; checked: number } | undefined> {
+    const replica = this.pool.candidates()[0];
+    if (!replica || accountIds.length === 0) return undefined;
+    const tx = replica.client.multi().role().hmget(DATASET_KEY, ...DATASET_READ_FIELDS);
+    for (const id of accountIds) tx.exists(accountKey(id));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, timeoutMs, undefined)));
+    try {
+      const replies = (await Promise.race([tx.exec(), timeout])) as [Error | null, unknown][] | null | undefined;
+      if (!replies) return undefined;
+      const [[roleError, role], [markerError, marker]] = replies as [[Error | null, unknown], [Error | null, (string | null)[]]];
+      if (roleError || markerError || proofProblem(replica, role, marker, this.dataset)) return undefined;
+      let absent = 0;
+      for (const [err, exists] of replies.slice(2)) {
+        if (err) return undefined;
+        if (exists === 0) absent++;
+      }
+      return { absent, checked: accountIds.length };
+    } catch {
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 }
 
 /** One read from one replica, bounded by timeoutMs; never rejects. */

@@ -35,6 +35,16 @@ export class StaleCache {
     return { account: entry.account, replica: entry.replica, ageMs: Math.max(0, now - entry.at) };
   }
 
+  /** Up to `n` account ids, the most recently used first, without `except`. */
+  recentIds(n: number, except: string): string[] {
+    const out: string[] = [];
+    for (const id of this.entries.keys()) {
+      if (out.length >= n) break;
+      if (id !== except) out.push(id);
+    }
+    return out;
+  }
+
   get size(): number {
     return this.entries.size;
   }

@@ -1,6 +1,7 @@
 import type Srf from 'drachtio-srf';
 import { LRUCache } from 'lru-cache';
 import type { AbsenceGuard } from '../accounts/absence-guard.js';
+import type { AbsenceProbe } from '../accounts/absence-probe.js';
 import { readAccountState, type AccountState } from '../accounts/account-state.js';
 import { DEFAULT_ROUTE_GROUP } from '../accounts/account.js';
 import type { AccountReader } from '../accounts/reader.js';
@@ -21,6 +22,7 @@ export interface EdgeOptions {
   reader: AccountReader;
   cache: StaleCache;
   guard: AbsenceGuard;
+  probe?: AbsenceProbe;
   calls: LocalCallsInProgress;
   /** Records calls in progress on the master (cdr:start / cdr:stop); absent: not recorded. */
   records?: CallRecorder;

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import Srf from 'drachtio-srf';
+import { AbsenceProbe } from '../accounts/absence-probe.js';
 import { AbsenceGuard, type AbsenceGuardSettings } from '../accounts/absence-guard.js';
 import { DatasetWatch } from '../accounts/dataset-watch.js';
 import { LocalCopy, type LocalCopyOptions } from '../accounts/local-copy.js';
@@ -91,6 +92,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
   const warmer = localCopy && config.local_copy.warm ? new LocalCopyWarmer(pool, localCopy, cache, dataset, { maxEntries: config.cache.max_entries, checkEveryMs: 1000, logger }) : undefined;
   warmer?.start();
   const guard = new AbsenceGuard(absenceGuardSettingsOf(config), { deletionsAcceptedMark: () => dataset.deletionsAcceptedMark }, logger);
+  const probe = new AbsenceProbe(reader, cache, guard);
   const calls = new LocalCallsInProgress();
   const metrics = options.metrics ?? new EdgeMetrics({ defaultMetrics: true });
   metrics.observe({ replicas: () => pool.replicas, cacheSize: () => cache.size, absenceGuardOpen: () => guard.state(Date.now()).open, localCopy: () => localCopy });
@@ -118,6 +120,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
     reader,
     cache,
     guard,
+    probe,
     calls,
     ...(records && { records }),
     maxInFlight: config.overload.max_in_flight,

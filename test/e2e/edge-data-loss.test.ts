@@ -187,6 +187,19 @@ describe('a lost dataset never becomes 403s', () => {
     expect(await callOnce(eut, UNSEEN)).toMatchObject({ status: 503, reason: expect.stringContaining('mass-absence') });
   }, 90_000);
 
+  it('a quiet edge: the first deleted account it is called for opens the guard at once (a probe of others), no 403', async () => {
+    const eut = await start();
+    // A third of the accounts deleted; the edge carries no traffic, so absences cannot crowd in.
+    await eut.topology.master.client.del(...FUNDED.filter((_, i) => i % 3 === 0).map(accountKey));
+    await eut.topology.master.waitForReplicas(2000);
+    const gone = FUNDED[0]!;
+    const answers: Answer[] = [];
+    // Past the confirmation time (1 s): without the probe the absence would stand, 403 Forbidden.
+    for (const placed = Date.now(); Date.now() - placed < 2500; await sleep(300)) answers.push(await callOnce(eut, gone));
+    expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200));
+    expect(eut.path.edge.guard.state(Date.now())).toMatchObject({ open: true, why: expect.stringContaining('probe') });
+  }, 60_000);
+
   it('one real deletion still gets 403 Forbidden, once confirmed, and trips nothing', async () => {
     const eut = await start();
     const gone = FUNDED[7]!;

@@ -104,4 +104,23 @@ describe('the mass-absence guard', () => {
     expect(g.state(10_100).absences).toBe(0);
     expect(g.hold('flaky', copy('flaky'), 20_000)).toMatchObject({ cause: 'absence-unconfirmed' });
   });
+
+  it('a probe finding a crowd among other recently found accounts opens it at once; one finding a few does not', () => {
+    const quiet = guard().g;
+    expect(quiet.hold('gone', copy('gone'), 10_000)).toMatchObject({ cause: 'absence-unconfirmed' });
+    quiet.sampled(2, 50, 10_010);
+    expect(quiet.state(10_020).open).toBe(false);
+    // 2 of 50 is 4%, under min_share; 3 of 100 too (3%).
+    quiet.sampled(3, 100, 10_030);
+    expect(quiet.state(10_040).open).toBe(false);
+    // Still held past the confirmation time? No: a few absences are real deletions.
+    expect(quiet.hold('gone', copy('gone'), 11_000)).toBeUndefined();
+
+    const gutted = guard().g;
+    gutted.hold('gone', copy('gone'), 10_000);
+    gutted.sampled(15, 50, 10_010);
+    expect(gutted.state(10_020)).toMatchObject({ open: true, why: expect.stringContaining('15 of 50') });
+    // The account that tripped the probe is held past its confirmation time: the cache answers.
+    expect(gutted.hold('gone', copy('gone'), 11_500)).toMatchObject({ cause: 'mass-absence' });
+  });
 });
