@@ -1,7 +1,7 @@
 import { countedSpan, mostAtOnce, overLimitEpisodes, wasRouted } from './calls-in-progress.js';
 import { balanceLow, creditCalls, exhaustedIntervals, fundedIntervals, lowBound, type CreditCall } from './credit-model.js';
 import type { FaultKind, FaultWindow, RecordedAccount, SoakCall, SoakHistory } from './history.js';
-import { afterHealthyTime, meeting, mergeIntervals, subtractIntervals, type Interval } from './intervals.js';
+import { afterHealthyTime, intersectIntervals, meeting, mergeIntervals, subtractIntervals, type Interval } from './intervals.js';
 import { RecordedStates, type StateVersion } from './recorded-state.js';
 
 /**
@@ -25,7 +25,8 @@ import { RecordedStates, type StateVersion } from './recorded-state.js';
  * - sip-server-503, no-answer: outside the SIP server's and the edges' restart windows;
  * - funded-blocked: a controller block while even the lowest possible projection exceeded the
  *   timing allowance, or a controller block left in place a bound after the account was funded;
- * - dry-not-blocked: certainly dry and no block within the bound of controller-healthy time;
+ * - dry-not-blocked: certainly dry while calls are in progress (their cost ran the credit out) and
+ *   no block within the bound of controller-healthy time;
  * - write-to-non-master: a controller write on a node other than the master of that instant;
  * - leaked-call-record, ghost-call-record: the final records, one each.
  */
@@ -175,6 +176,19 @@ class Context {
   keptUntil(c: SoakCall): number {
     const killed = this.killedUnder(c);
     return killed === undefined ? (c.endedMs ?? this.h.endMs) : Math.min(this.h.endMs, killed + (this.h.settings.deadEdgeRecordMs ?? Infinity));
+  }
+
+  /**
+   * The calls as the product can count them: a call that outlived a SIP server restart was ended
+   * in the records when the edge lost its connection (its end could no longer be seen), so for
+   * "it ran dry, it must be blocked" its cost stops there.
+   */
+  visibleCreditCalls(account: string): CreditCall[] {
+    const restarts = this.h.faults.filter((f) => f.kind === 'sip-server-restart' && !f.error?.startsWith('skipped')).map((f) => f.startMs);
+    return this.creditCalls(account).map((c) => {
+      const lost = restarts.find((t) => t > c.connectedMs && t < c.endedMs);
+      return lost === undefined ? c : { ...c, endedMs: lost, keptUntilMs: Math.min(c.keptUntilMs, lost) };
+    });
   }
 
   creditCalls(account: string): CreditCall[] {
@@ -413,7 +427,11 @@ function judgeDryAccounts(ctx: Context): Violation[] {
   const ids = new Set([...ctx.h.accounts.map((a) => a.id), ...ctx.h.operatorActions.flatMap((a) => (a.account === undefined ? [] : [a.account]))]);
   for (const account of ids) {
     const versions = ctx.states.versions(account);
-    const dryIntervals = exhaustedIntervals(versions, ctx.creditCalls(account), ctx.h.startMs, ctx.h.endMs, ctx.resets);
+    // Running dry is the cost of calls in progress overtaking the credit: with no call in progress
+    // an account at or below zero needs no block (the edge refuses it by its balance).
+    const calls = ctx.visibleCreditCalls(account);
+    const inProgress = calls.map((c) => ({ from: c.connectedMs, to: c.keptUntilMs }));
+    const dryIntervals = exhaustedIntervals(versions, calls, ctx.h.startMs, ctx.h.endMs, ctx.resets).flatMap((d) => intersectIntervals(d, inProgress));
     if (dryIntervals.length === 0) continue;
     const impaired = mergeIntervals([...ctx.impaired, ...doubtWindows(ctx, account)]);
     // Any block that may have been in effect: audit blocks (the master's own instants: no slack

@@ -57,3 +57,14 @@ export function subtractIntervals(span: Interval, cover: readonly Interval[]): I
   if (t < span.to) out.push({ from: t, to: span.to });
   return out;
 }
+
+/** The parts of `span` that some interval of `cover` meets. */
+export function intersectIntervals(span: Interval, cover: readonly Interval[]): Interval[] {
+  const out: Interval[] = [];
+  for (const c of mergeIntervals(cover)) {
+    const from = Math.max(span.from, c.from);
+    const to = Math.min(span.to, c.to);
+    if (from < to) out.push({ from, to });
+  }
+  return out;
+}

@@ -83,6 +83,7 @@ export class Nemesis {
           return { parts: ['controller'], target: 'acting controller', act: (w) => this.controllerKill(w, fault.holdS) };
       }
     };
+    await this.followMaster();
     // The target is planned again once the parts are ours (the topology may have changed while
     // waiting); if it now needs other parts, they are waited for instead.
     let now = plan();
@@ -95,6 +96,7 @@ export class Nemesis {
         this.record({ kind: fault.kind, target: now.target, startMs: Date.now(), endMs: Date.now(), marks: [], error: `skipped: ${now.parts.join(', ')} busy for ${ACQUIRE_TIMEOUT_MS} ms` });
         return;
       }
+      await this.followMaster();
       const again = plan();
       if (again && again.parts.join() === now.parts.join()) {
         now = again;
@@ -117,6 +119,16 @@ export class Nemesis {
       w.endMs = Date.now();
       this.release(heldParts);
       this.logger.info({ fault: fault.kind, target: now.target, ms: w.endMs - w.startMs }, 'soak: fault end');
+    }
+  }
+
+  /** The master as Sentinel names it now: faults overlap, and one may have caused a failover another did not wait for. */
+  private async followMaster(): Promise<void> {
+    const { topology } = this.system;
+    const node = topology.nodeAt(await topology.currentMaster().catch(() => ({ host: '', port: 0 })));
+    if (node && node !== topology.master) {
+      this.logger.warn({ from: topology.master.name, to: node.name }, 'soak: the master moved (a failover no fault waited for)');
+      topology.setMaster(node);
     }
   }
 

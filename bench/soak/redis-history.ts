@@ -9,8 +9,9 @@ import type { AuditRecord, ControllerWrite, FinalRecords, MasterEpoch } from './
 
 /**
  * The Redis side of the soak's history, recorded from outside the product while it runs:
- * - which node was master from when: the first +promoted-slave or +switch-master any Sentinel
- *   publishes (a controller can only learn of a new master after a majority of Sentinels switched);
+ * - which node was master from when: the first sign of a promotion, whichever comes first: a
+ *   replica answering ROLE master (polled every 250 ms), or +promoted-slave / +switch-master from
+ *   any Sentinel;
  * - every write a controller's connection made on every node: MONITOR on each node, with the
  *   server's own timestamps, the client's name from CLIENT LIST, and a script's inner writes
  *   (MONITOR shows them as from "lua") credited to the client that called the script;
@@ -85,12 +86,26 @@ export async function recordRedisHistory(topology: Topology, logger: Logger): Pr
       }
       pending = still;
     };
+    // ROLE every 250 ms: a replica turning master is a promotion (a failover's REPLICAOF NO ONE),
+    // often seconds before Sentinel publishes the switch.
+    let lastRole = '';
+    const roleTimer = setInterval(() => {
+      admin
+        .call('ROLE')
+        .then((reply) => {
+          const role = String((reply as unknown[])[0]);
+          if (role === 'master' && lastRole === 'slave') newEpoch(address);
+          lastRole = role;
+        })
+        .catch(() => undefined);
+    }, 250);
     const namer = setInterval(() => {
       refreshNames(admin)
         .then(() => settle(false))
         .catch(() => undefined);
     }, 500);
     closers.push(() => {
+      clearInterval(roleTimer);
       clearInterval(namer);
       settle(true);
       admin.disconnect();

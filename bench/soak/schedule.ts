@@ -36,7 +36,8 @@ export interface PlannedFault {
 const HOLD_S: Record<FaultKind, [number, number]> = {
   'replica-restart-empty': [1, 3],
   'replica-freeze': [2, 8],
-  'master-slow': [0.3, 1.5],
+  // Bursts below Sentinel's down-after (1 s here): latency, not a failover.
+  'master-slow': [0.3, 0.8],
   'master-freeze-failover': [2, 5],
   'master-restart-empty': [2, 8],
   flushall: [2, 8],

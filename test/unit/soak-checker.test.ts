@@ -323,7 +323,7 @@ describe('funded-blocked, later: the controller lifts its own block when the cau
 
 describe('dry-not-blocked: an account that ran dry is blocked within the bound of controller-healthy time', () => {
   // Answered at +10.02 s, dry at +11.02 s: the deadline is +16.02 s.
-  const dry = (settings: Partial<SoakSettings> = {}) => new Soak(settings).account('low', LOW, 'low-credit').connected('low', 10, undefined);
+  const dry = (settings: Partial<SoakSettings> = {}) => new Soak(settings).account('low', LOW, 'low-credit').connected('low', 10, 500);
 
   it('blocked within the bound: fine; never blocked: a violation at its deadline', () => {
     expect(dry().audit('block', 'low', 14).kinds()).toEqual([]);
@@ -345,6 +345,18 @@ describe('dry-not-blocked: an account that ran dry is blocked within the bound o
     // Impaired +12 s .. +30 s (the failover to +20 s, then 10 s): deadline +34.02 s.
     expect(dry().fault('master-freeze-failover', 12, 20).audit('block', 'low', 33.9).kinds()).toEqual([]);
     expect(dry().fault('master-freeze-failover', 12, 20).audit('block', 'low', 34.2).kinds()).toEqual(['dry-not-blocked']);
+  });
+
+  it('at or below zero with no call in progress: no block needed (the edge refuses it by its balance)', () => {
+    expect(new Soak().account('out', { ...FUNDED, balance: 0 }, 'out-of-credit').kinds()).toEqual([]);
+    // Its call ended at +15 s: dry from +11.02 s, blocked by +16.02 s is no longer required.
+    expect(new Soak().account('low', LOW, 'low-credit').connected('low', 10, 5).kinds()).toEqual([]);
+  });
+
+  it('a SIP server restart ends its calls for the product (their ends cannot be seen): no block needed after it', () => {
+    // Dry at +11.02 s, the SIP server restarted at +12 s: the call no longer counts from then on.
+    expect(dry().fault('sip-server-restart', 12, 14).kinds()).toEqual([]);
+    expect(dry().fault('sip-server-restart', 30, 32).kinds()).toEqual(['dry-not-blocked']);
   });
 
   it('topped up before its deadline, or the run ended first: not judged', () => {
@@ -377,7 +389,8 @@ describe('dry-not-blocked: an account that ran dry is blocked within the bound o
 describe('a lost dataset takes the blocks with it (billing re-provisions the recorded states)', () => {
   const OUT: RecordedAccount = { ...FUNDED, balance: 0 };
   // Blocked at +2 s; FLUSHALL +100 .. +110 s; impaired until +120 s: blocked again by +125 s.
-  const wiped = () => new Soak().account('out', OUT, 'out-of-credit').audit('block', 'out', 2).fault('flushall', 100, 110);
+  // A call in progress all along keeps it dry (its cost), so a block is needed.
+  const wiped = () => new Soak().account('out', OUT, 'out-of-credit').connected('out', 1, 500).audit('block', 'out', 2).fault('flushall', 100, 110);
 
   it('an account still dry after it must be blocked again within the bound', () => {
     expect(wiped().audit('block', 'out', 123).kinds()).toEqual([]);
