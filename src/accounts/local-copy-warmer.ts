@@ -28,8 +28,8 @@ const BATCH = 100;
  */
 export class LocalCopyWarmer {
   private timer: NodeJS.Timeout | undefined;
-  /** replica -> the tracking epoch and time of its last complete warm-up. */
-  private readonly warmed = new Map<Replica, { epoch: number; at: number }>();
+  /** replica -> the tracking epoch, dataset and time of its last complete warm-up. */
+  private readonly warmed = new Map<Replica, { epoch: number; dataset: string | undefined; at: number }>();
   private readonly running = new Set<Replica>();
 
   constructor(
@@ -55,7 +55,9 @@ export class LocalCopyWarmer {
     const tracking = replica.tracking;
     if (!tracking?.active || !replica.inSync || this.running.has(replica)) return false;
     const last = this.warmed.get(replica);
-    return !last || last.epoch !== tracking.epoch || now - last.at > this.copy.maxAgeMs / 2;
+    // A dataset first seen or replaced (an edge started before the accounts were provisioned, a
+    // re-provisioning after a loss) is warmed at once, not at the next half max-age.
+    return !last || last.epoch !== tracking.epoch || last.dataset !== this.dataset.id || now - last.at > this.copy.maxAgeMs / 2;
   }
 
   /** Reads every account key of one replica into the local copy; resolves with how many were kept. */
@@ -64,6 +66,7 @@ export class LocalCopyWarmer {
     if (!tracking) return 0;
     this.running.add(replica);
     const epoch = tracking.epoch;
+    const dataset = this.dataset.id;
     const started = Date.now();
     let kept = 0;
     try {
@@ -75,7 +78,7 @@ export class LocalCopyWarmer {
         if (ids.length > 0) kept += await this.warmBatch(replica, ids);
         if (tracking.epoch !== epoch || kept >= this.o.maxEntries) return kept;
       } while (cursor !== '0');
-      this.warmed.set(replica, { epoch, at: started });
+      this.warmed.set(replica, { epoch, dataset, at: started });
       this.o.logger.info({ replica: replica.name, accounts: kept, ms: Date.now() - started }, 'local copy warmed');
       return kept;
     } catch (err) {

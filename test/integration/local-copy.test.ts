@@ -163,6 +163,24 @@ describe('the local copy', () => {
     await vi.waitFor(async () => expect((await lookup('acct-limited')).found.account.enabled).toBe(false), { timeout: 2000 });
   });
 
+  it('an edge started before its accounts were provisioned warms them as soon as it sees their dataset', async () => {
+    await topology.master.client.flushall();
+    await topology.master.waitForReplicas(1000);
+    const cache = new StaleCache({ maxEntries: 1000 });
+    const warmer = new LocalCopyWarmer(r.pool, r.localCopy!, cache, r.dataset, { maxEntries: 1000, checkEveryMs: 50, logger: silentLogger });
+    warmer.start();
+    try {
+      // Its warm-up found nothing; then the accounts and their dataset are provisioned.
+      await vi.waitFor(async () => expect(await warmer.warm(r.pool.replicas[0]!)).toBe(0), { timeout: 3000 });
+      await topology.seed({ 'acct-ok': { enabled: true, balance: 50 }, 'acct-limited': { enabled: true, balance: 50, max_channels: 5 } });
+      await lookup('acct-ok');
+      // Warmed at once, not at the next half max-age: in the cache before it was ever called.
+      await vi.waitFor(() => expect(cache.recall('acct-limited', Date.now())).toBeDefined(), { timeout: 3000 });
+    } finally {
+      warmer.stop();
+    }
+  });
+
   it('a copy older than its bound is read afresh', async () => {
     await r.close();
     r = await readerOver([replica], { localCopy: { maxAgeMs: 200 }, probeIntervalMs: 100 });
