@@ -179,15 +179,18 @@ class Context {
   }
 
   /**
-   * The calls as the product can count them: a call that outlived a SIP server restart was ended
-   * in the records when the edge lost its connection (its end could no longer be seen), so for
-   * "it ran dry, it must be blocked" its cost stops there.
+   * The calls as the product can count them, for "it ran dry, it must be blocked": a call that
+   * outlived a SIP server restart was ended in the records when the edge lost its connection (its
+   * end could no longer be seen), and one whose edge was killed under it is in doubt, then removed
+   * with the dead edge's records: its cost stops there.
    */
   visibleCreditCalls(account: string): CreditCall[] {
     const restarts = this.h.faults.filter((f) => f.kind === 'sip-server-restart' && !f.error?.startsWith('skipped')).map((f) => f.startMs);
+    const calls = this.callsOf.get(account) ?? [];
     return this.creditCalls(account).map((c) => {
-      const lost = restarts.find((t) => t > c.connectedMs && t < c.endedMs);
-      return lost === undefined ? c : { ...c, endedMs: lost, keptUntilMs: Math.min(c.keptUntilMs, lost) };
+      const call = calls.find((x) => x.callId === c.callId);
+      const lost = Math.min(restarts.find((t) => t > c.connectedMs && t < c.endedMs) ?? Infinity, (call && this.killedUnder(call)) ?? Infinity);
+      return lost >= c.endedMs ? c : { ...c, endedMs: lost, keptUntilMs: Math.min(c.keptUntilMs, lost) };
     });
   }
 

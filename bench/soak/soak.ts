@@ -38,9 +38,12 @@ export interface SoakSummary {
   seed: number;
   minutes: number;
   calls: number;
+  /** Faults the seed's schedule planned, those run (by kind), skipped (their parts busy too long), failed (the fault itself threw). */
+  faults_planned: number;
   faults: number;
   faults_by_kind: Record<string, number>;
   faults_skipped: number;
+  faults_failed: number;
   operator_actions: number;
   violations: number;
   violations_by_kind: Partial<Record<string, number>>;
@@ -178,7 +181,7 @@ export async function runSoak(o: SoakOptions, note: (line: string) => void): Pro
     writeFileSync(path.join(runDir, 'history.json'), JSON.stringify(h) + '\n');
     const result = check(h);
     writeFileSync(path.join(runDir, 'violations.json'), JSON.stringify(result.violations, null, 2) + '\n');
-    const summary = summarize(o, h, result, { startedAt, runDir, sipServer: recorded.sipServer });
+    const summary = summarize(o, h, result, { startedAt, runDir, sipServer: recorded.sipServer, planned: faults.length });
     const report = await writeSoakReport(h, result, summary, runDir);
     summary.report = report;
     writeFileSync(path.join(runDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
@@ -217,7 +220,7 @@ function soakCallOf(t: CallTrace, stream: CallStream, system: SoakSystem): SoakC
   };
 }
 
-function summarize(o: SoakOptions, h: SoakHistory, result: CheckResult, ctx: { startedAt: Date; runDir: string; sipServer: string }): SoakSummary {
+function summarize(o: SoakOptions, h: SoakHistory, result: CheckResult, ctx: { startedAt: Date; runDir: string; sipServer: string; planned: number }): SoakSummary {
   const ran = h.faults.filter((f) => f.error === undefined || !f.error.startsWith('skipped'));
   const byKind: Record<string, number> = {};
   for (const f of ran) byKind[f.kind] = (byKind[f.kind] ?? 0) + 1;
@@ -232,9 +235,11 @@ function summarize(o: SoakOptions, h: SoakHistory, result: CheckResult, ctx: { s
     seed: o.seed,
     minutes: o.minutes,
     calls: h.calls.length,
+    faults_planned: ctx.planned,
     faults: ran.length,
     faults_by_kind: byKind,
     faults_skipped: h.faults.length - ran.length,
+    faults_failed: ran.filter((f) => f.error !== undefined).length,
     operator_actions: h.operatorActions.length,
     violations: result.violations.length,
     violations_by_kind: violationsByKind,
