@@ -1,13 +1,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pino } from 'pino';
 import { packageRoot, stopAllSipp } from '../src/dev/sipp.js';
 import type { Logger } from '../src/log.js';
 import { callSequence, makeAccounts, type AccountSet } from './accounts.js';
 import { startControllerIfAvailable, type ControllerHandle } from './controller-hook.js';
 import { topFunctions } from './cpu-profile.js';
 import { driveArm, type ArmResult, type LocalCopySample } from './load.js';
+import { runnerLog, within } from './runner-log.js';
 import { PROFILES, resolveOptions, type Arm, type BenchOptions, type Profile, type ProfileName, type ResolvedOptions } from './profiles.js';
 import { writeReport, type ReportArm, type ReportInput } from './report.js';
 import { startRig, type Rig } from './rig.js';
@@ -115,22 +115,19 @@ export async function runBench(name: ProfileName, options: BenchOptions = {}, ho
 
   // The runner's own log (topology, faults). The edge process logs as in production (info, one
   // line per decision) to edge.log: its cost is in the edge's CPU figures.
-  const logDest = pino.destination({ dest: path.join(runDir, 'runner.log'), sync: false, minLength: 8192 });
-  const logger: Logger = pino({ level: 'info', base: { service: 'credit-edge' } }, logDest);
+  const log = runnerLog(runDir, { service: 'credit-edge' });
+  const { logger } = log;
 
   // Bounded in time: twice the plan plus two minutes; on expiry everything started is stopped.
   const planS = plannedSeconds(profile, o);
   // Filled in as things start, so the finally below stops exactly what was started.
   const started: { rig?: Rig; controller?: ControllerHandle; controllerStatus?: string } = {};
-  let watchdog: NodeJS.Timeout | undefined;
   let finished = false;
-  const limitS = planS * 2 + 120;
-  const expired = new Promise<never>((_, reject) => {
-    watchdog = setTimeout(() => reject(new Error(`bench ${name}: not done within ${limitS} s`)), limitS * 1000);
-  });
   try {
     note(`${name}: ${profile.description} (about ${planS} s)`);
-    const measured = await Promise.race([
+    const measured = await within(
+      planS * 2 + 120,
+      `bench ${name}`,
       (async () => {
         const rig = (started.rig = await startRig({ sentinels: profile.sentinels, logger, runDir, cpuProfile: o.cpuProfile, localCopy: o.localCopy }));
         const accounts = makeAccounts(o.accounts);
@@ -147,8 +144,7 @@ export async function runBench(name: ProfileName, options: BenchOptions = {}, ho
         await rig.stopEdge();
         return run;
       })(),
-      expired,
-    ]);
+    );
     const rig = started.rig!;
     const summary = summarize(profile, o, measured, { startedAt, loadStart, runDir, sipServer: rig.sipServer.kind, controller: started.controller ? `running; at the end: ${started.controller.status()}` : started.controllerStatus });
     const cpuProfiles = rig.edges.flatMap((e) => (e.cpuProfileFile ? [{ file: e.cpuProfileFile, gated: e.gated }] : []));
@@ -160,13 +156,11 @@ export async function runBench(name: ProfileName, options: BenchOptions = {}, ho
     finished = true;
     return summary;
   } finally {
-    clearTimeout(watchdog);
     // On a failure or the watchdog, a UAC may still be running: kill the SIPps this process started.
     if (!finished) await stopAllSipp();
     await started.controller?.stop().catch(() => undefined);
     await started.rig?.stop();
-    logDest.flushSync();
-    logDest.end();
+    log.close();
   }
 }
 

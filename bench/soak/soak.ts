@@ -2,9 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pino } from 'pino';
 import { startSipp, stopAllSipp, type SippProcess } from '../../src/dev/sipp.js';
-import type { Logger } from '../../src/log.js';
+import { runnerLog, within } from '../runner-log.js';
 import { figuresOf } from '../stats.js';
 import { readTrace, type CallTrace } from '../trace.js';
 import { check, type CheckResult } from './checker.js';
@@ -77,8 +76,8 @@ export async function runSoak(o: SoakOptions, note: (line: string) => void): Pro
   const cps = o.cps ?? 20;
   const runDir = path.join(o.outDir, `soak-seed${o.seed}-${startedAt.toISOString().replace(/[:.]/g, '-')}`);
   mkdirSync(runDir, { recursive: true });
-  const logDest = pino.destination({ dest: path.join(runDir, 'runner.log'), sync: false, minLength: 8192 });
-  const logger: Logger = pino({ level: 'info', base: { service: 'credit-edge-soak', seed: o.seed } }, logDest);
+  const log = runnerLog(runDir, { service: 'credit-edge-soak', seed: o.seed });
+  const { logger } = log;
   const population = makePopulation({ seed: o.seed, accounts: o.accounts ?? 2000, shortCalls: Math.round(cps * durationS), longCalls: Math.max(1, Math.round(LONG_CPS * (durationS - LONG_HOLD_MS / 1000))), longHoldMs: LONG_HOLD_MS });
   const quietStartS = Math.min(20, durationS * 0.1);
   const quietEndS = Math.max(25, durationS * 0.05);
@@ -91,14 +90,9 @@ export async function runSoak(o: SoakOptions, note: (line: string) => void): Pro
 
   const traceDir = mkdtempSync(path.join(os.tmpdir(), 'credit-edge-soak-'));
   const started: { system?: SoakSystem; history?: RedisHistory; uacs: SippProcess[] } = { uacs: [] };
-  let watchdog: NodeJS.Timeout | undefined;
-  const limitS = durationS + 600;
-  const expired = new Promise<never>((_, reject) => {
-    watchdog = setTimeout(() => reject(new Error(`soak: not done within ${limitS} s`)), limitS * 1000);
-  });
   let finished = false;
   try {
-    const recorded = await Promise.race([expired, (async () => {
+    const recorded = await within(durationS + 600, 'soak', (async () => {
       const system = (started.system = await startSoakSystem({ runDir, logger, maxStaleMs: SOAK_SETTINGS.maxStaleMs }));
       const seed: Record<string, ReturnType<typeof accountInput>> = {};
       for (const a of population.accounts) if (a.initial) seed[a.id] = accountInput(a.initial);
@@ -175,7 +169,7 @@ export async function runSoak(o: SoakOptions, note: (line: string) => void): Pro
         finalRecords: final,
       };
       return { h, sipServer: system.sipServer.kind };
-    })()]);
+    })());
 
     const { h } = recorded;
     writeFileSync(path.join(runDir, 'history.json'), JSON.stringify(h) + '\n');
@@ -189,14 +183,12 @@ export async function runSoak(o: SoakOptions, note: (line: string) => void): Pro
     finished = true;
     return summary;
   } finally {
-    clearTimeout(watchdog);
     if (!finished) await stopAllSipp();
     for (const u of started.uacs) await u.stop().catch(() => undefined);
     await started.history?.stop();
     await started.system?.stop();
     rmSync(traceDir, { recursive: true, force: true });
-    logDest.flushSync();
-    logDest.end();
+    log.close();
   }
 }
 
