@@ -22,7 +22,7 @@ export interface EdgeOptions {
   cache: StaleCache;
   guard: AbsenceGuard;
   calls: LocalCallsInProgress;
-  /** Records calls in progress on the master (cdr:start / cdr:stop); absent: not recorded. */
+  /** Records calls in progress on the master (answered: proxy result; ended: cdr:stop); absent: not recorded. */
   records?: CallRecorder;
   /** Above this many INVITEs being decided, answer 503 at once, before any Redis work. */
   maxInFlight: number;
@@ -54,7 +54,8 @@ type Request = Srf.SrfRequest & { source_address: string; on(event: 'cancel', li
 /**
  * The credit-gating edge, wired into drachtio-srf: for each INVITE, identify the account, read its
  * state (tri-state lookup + stale cache), decide with the pure table, then proxy or reject.
- * OPTIONS (trunk keepalives) get 200. Call ends (CDR stop) release calls in progress.
+ * OPTIONS (trunk keepalives) get 200. A proxied call answered (the proxy's result) starts its
+ * record; its end (CDR stop) or a failed attempt releases it.
  */
 export class EdgeApp {
   private inFlight = 0;
@@ -74,11 +75,9 @@ export class EdgeApp {
       this.o.calls.end(callId);
       this.o.records?.ended(callId);
     });
-    // drachtio-srf keeps one handler per cdr event: this is the only cdr:start handler.
-    srf.on('cdr:start', (...args: unknown[]) => {
-      const msg = args[args.length - 1] as Srf.SipMessage;
-      this.o.records?.started(msg.get('Call-ID'));
-    });
+    // No cdr:start subscription: the proxy's result says the call was answered (see route()).
+    // Subscribing would cost two more wire messages per answered call (the server reports both
+    // legs), each parsed into a SipMessage by drachtio-srf, for what the edge knows already.
   }
 
   private async onInvite(req: Request, res: Srf.SrfResponse): Promise<void> {
@@ -181,8 +180,12 @@ export class EdgeApp {
     const proxied = this.srf.proxyRequest(req, targets, { remainInDialog: true, ...proxy }) as unknown as Promise<unknown>;
     proxied
       .then((result) => {
-        const { connected, finalStatus } = result as { connected: boolean; finalStatus?: number };
-        if (!connected) {
+        const { finalStatus } = result as { finalStatus?: number };
+        // The proxy settles once a final response came back: a 2xx means the call was answered
+        // (drachtio-srf's own `connected` is true for 200 only), and its record starts now.
+        if (finalStatus !== undefined && finalStatus >= 200 && finalStatus < 300) {
+          records?.answered(callId);
+        } else {
           calls.end(callId);
           records?.ended(callId);
         }
