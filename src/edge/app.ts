@@ -6,7 +6,7 @@ import { DEFAULT_ROUTE_GROUP } from '../accounts/account.js';
 import type { AccountReader } from '../accounts/reader.js';
 import type { StaleCache } from '../accounts/stale-cache.js';
 import type { EdgeMetrics } from '../admin/metrics.js';
-import type { Logger } from '../log.js';
+import { fixedShapeLogger, type Logger } from '../log.js';
 import { accountOnRecord, decide, overloadRejection, rejection, type Basis, type Decision, type RejectDecision } from '../policy/decide.js';
 import type { Rules } from '../policy/rules.js';
 import type { CallRecorder } from './call-records.js';
@@ -61,11 +61,14 @@ export class EdgeApp {
   private inFlight = 0;
   private readonly channelCounts = new ChannelCounts();
   private readonly lastDecisions = new LRUCache<string, LastDecision>({ max: 10_000 });
+  /** The decision line: one per INVITE, so it skips the nested secret search (see fixedShapeLogger). */
+  private readonly decisionLog: Logger;
 
   constructor(
     private readonly srf: Srf,
     private o: EdgeOptions,
   ) {
+    this.decisionLog = fixedShapeLogger(o.logger);
     srf.invite((req, res) => void this.onInvite(req as Request, res));
     // drachtio-srf has srf.options(); its bundled typings miss it.
     (srf as unknown as { options(h: (req: Srf.SrfRequest, res: Srf.SrfResponse) => void): void }).options((_req, res) => res.send(200));
@@ -215,15 +218,16 @@ export class EdgeApp {
     this.o.metrics.decisionSeconds.observe(ms / 1000);
     if (basis.source === 'cache') this.o.metrics.staleServes.inc({ cause: basis.because });
     if (identity && 'accountId' in identity) this.lastDecisions.set(identity.accountId, { at: Date.now(), callId, outcome, status, basis });
-    this.o.logger.info(
+    // Every field here is a string, a number or a Basis: none can carry a secret (fixedShapeLogger).
+    this.decisionLog.info(
       {
         callId,
         account: identity && 'accountId' in identity ? identity.accountId : undefined,
         via: identity?.kind === 'account' ? identity.method : identity?.kind === 'credentials' ? 'digest' : undefined,
         outcome,
         status,
-        ...(decision.action === 'reject' && { reason: decision.reason }),
-        ...(decision.action === 'route' && { targets: decision.targets }),
+        reason: decision.action === 'reject' ? decision.reason : undefined,
+        targets: decision.action === 'route' ? decision.targets : undefined,
         basis,
         ms: Math.round(ms * 1000) / 1000,
       },
