@@ -101,7 +101,7 @@ export class EdgeApp {
     req.on('cancel', () => (canceled = true));
     let identity: Identity | undefined;
     try {
-      identity = this.o.identifier.identify({ sourceAddress: req.source_address, header: (name) => (req.has(name) ? req.get(name) : undefined) });
+      identity = this.o.identifier.identify({ sourceAddress: req.source_address, header: (name) => req.get(name) }); // drachtio-srf: undefined when absent
       const decision = await this.decideFor(req, identity);
       if (decision === 'challenged') return;
       this.record(callId, identity, decision, started);
