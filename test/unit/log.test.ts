@@ -1,5 +1,29 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { createLogger, fixedShapeLogger } from '../../src/log.js';
+
+/** The built module (npm test builds first): the lines must survive the exit of their own process. */
+const builtLog = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/src/log.js');
+
+/** Runs a Node process that logs `lines` lines through stdoutDestination(flushMs), then ends as `end` says; returns its stdout lines. */
+function logThenEnd(flushMs: number, lines: number, end: 'exit' | 'throw' | 'return' | 'sigterm'): { out: string[]; status: number | null } {
+  const finish = {
+    exit: 'process.exit(0);',
+    throw: "throw new Error('boom');",
+    return: '',
+    // As the edge stops on SIGTERM: a handler, then the process ends by itself.
+    sigterm: "process.once('SIGTERM', () => {}); process.kill(process.pid, 'SIGTERM');",
+  }[end];
+  const script = `
+    import { createLogger, stdoutDestination } from ${JSON.stringify(builtLog)};
+    const logger = createLogger({ level: 'info' }, stdoutDestination(${flushMs}));
+    for (let i = 0; i < ${lines}; i++) logger.info({ callId: 'c' + i }, 'decision');
+    ${finish}`;
+  const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+  return { out: result.stdout.split('\n').filter((l) => l.length > 0), status: result.status };
+}
 
 /** A process logger whose lines are kept, parsed. */
 function capture(): { lines: Record<string, unknown>[]; logger: ReturnType<typeof createLogger> } {
@@ -32,5 +56,21 @@ describe('secrets never reach a log line', () => {
     fixedShapeLogger(logger);
     logger.child({ component: 'x' }).info({ redis: { password: 'p2' } }, 'after');
     expect(lines[0]).toMatchObject({ redis: { password: '[redacted]' } });
+  });
+});
+
+describe('log lines gathered before they are written (log_flush_ms)', () => {
+  for (const end of ['exit', 'throw', 'return', 'sigterm'] as const) {
+    it(`loses no line when the process ends (${end}), even with a flush interval far longer than its life`, () => {
+      const { out } = logThenEnd(60_000, 500, end);
+      expect(out).toHaveLength(500);
+      expect(out.map((l) => (JSON.parse(l) as { callId: string }).callId)).toEqual(Array.from({ length: 500 }, (_, i) => `c${i}`));
+    });
+  }
+
+  it('with 0, writes each line as pino does by default', () => {
+    const { out, status } = logThenEnd(0, 20, 'return');
+    expect(status).toBe(0);
+    expect(out).toHaveLength(20);
   });
 });
