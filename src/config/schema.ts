@@ -30,6 +30,8 @@ export const configSchema = z.strictObject({
   /** Names this edge in logs, metrics and calls-in-progress records. */
   node_id: name.default('edge-1'),
   log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  /** Log lines are gathered and written together at most this long after the last write (ms); 0: each line at once. */
+  log_flush_ms: z.number().int().min(0).max(10_000).default(100),
 
   /** The SIP server the app drives: the embedded engine or a drachtio-server. */
   sip: z

@@ -5,7 +5,7 @@ import { CALLS_INDEX_KEY, callsKey, parseCallRecord, type CallRecord } from '../
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { startAdmin, type AdminServer } from '../admin/server.js';
-import { createLogger, type Logger } from '../log.js';
+import { createLogger, stdoutDestination, type Logger } from '../log.js';
 import { readAudit } from './audit.js';
 import { CONFIRM_BLOCKS_KEY } from './reads.js';
 import { startController, type RunningController } from './start.js';
@@ -88,7 +88,7 @@ export function registerControlCommands(program: Command): void {
         process.stderr.write(`controller: ${await confirmBlocks(config, `${os.userInfo().username}@${os.hostname()}`)}\n`);
         return;
       }
-      const logger = createLogger({ level: config.log_level });
+      const logger = createLogger({ level: config.log_level }, stdoutDestination(config.log_flush_ms));
       const running = startController(config, logger);
       const admin = await startControllerAdmin(config, running, logger);
       process.stderr.write(

@@ -7,7 +7,7 @@ import { DEFAULT_ROUTE_GROUP } from '../accounts/account.js';
 import type { AccountReader } from '../accounts/reader.js';
 import type { StaleCache } from '../accounts/stale-cache.js';
 import type { EdgeMetrics } from '../admin/metrics.js';
-import type { Logger } from '../log.js';
+import { fixedShapeLogger, type Logger } from '../log.js';
 import { accountOnRecord, decide, overloadRejection, rejection, type Basis, type Decision, type RejectDecision } from '../policy/decide.js';
 import type { Rules } from '../policy/rules.js';
 import type { CallRecorder } from './call-records.js';
@@ -24,7 +24,7 @@ export interface EdgeOptions {
   guard: AbsenceGuard;
   probe?: AbsenceProbe;
   calls: LocalCallsInProgress;
-  /** Records calls in progress on the master (cdr:start / cdr:stop); absent: not recorded. */
+  /** Records calls in progress on the master (answered: proxy result; ended: cdr:stop); absent: not recorded. */
   records?: CallRecorder;
   /** Above this many INVITEs being decided, answer 503 at once, before any Redis work. */
   maxInFlight: number;
@@ -58,17 +58,21 @@ type Request = Srf.SrfRequest & { source_address: string; on(event: 'cancel', li
 /**
  * The credit-gating edge, wired into drachtio-srf: for each INVITE, identify the account, read its
  * state (tri-state lookup + stale cache), decide with the pure table, then proxy or reject.
- * OPTIONS (trunk keepalives) get 200. Call ends (CDR stop) release calls in progress.
+ * OPTIONS (trunk keepalives) get 200. A proxied call answered (the proxy's result) starts its
+ * record; its end (CDR stop) or a failed attempt releases it.
  */
 export class EdgeApp {
   private inFlight = 0;
   private readonly channelCounts = new ChannelCounts();
   private readonly lastDecisions = new LRUCache<string, LastDecision>({ max: 10_000 });
+  /** The decision line: one per INVITE, so it skips the nested secret search (see fixedShapeLogger). */
+  private readonly decisionLog: Logger;
 
   constructor(
     private readonly srf: Srf,
     private o: EdgeOptions,
   ) {
+    this.decisionLog = fixedShapeLogger(o.logger);
     srf.invite((req, res) => void this.onInvite(req as Request, res));
     // drachtio-srf has srf.options(); its bundled typings miss it.
     (srf as unknown as { options(h: (req: Srf.SrfRequest, res: Srf.SrfResponse) => void): void }).options((_req, res) => res.send(200));
@@ -78,11 +82,9 @@ export class EdgeApp {
       this.o.calls.end(callId);
       this.o.records?.ended(callId);
     });
-    // drachtio-srf keeps one handler per cdr event: this is the only cdr:start handler.
-    srf.on('cdr:start', (...args: unknown[]) => {
-      const msg = args[args.length - 1] as Srf.SipMessage;
-      this.o.records?.started(msg.get('Call-ID'));
-    });
+    // No cdr:start subscription: the proxy's result says the call was answered (see route()).
+    // Subscribing would cost two more wire messages per answered call (the server reports both
+    // legs), each parsed into a SipMessage by drachtio-srf, for what the edge knows already.
   }
 
   private async onInvite(req: Request, res: Srf.SrfResponse): Promise<void> {
@@ -103,7 +105,7 @@ export class EdgeApp {
     req.on('cancel', () => (canceled = true));
     let identity: Identity | undefined;
     try {
-      identity = this.o.identifier.identify({ sourceAddress: req.source_address, header: (name) => (req.has(name) ? req.get(name) : undefined) });
+      identity = this.o.identifier.identify({ sourceAddress: req.source_address, header: (name) => req.get(name) }); // drachtio-srf: undefined when absent
       const decision = await this.decideFor(req, identity);
       if (decision === 'challenged') return;
       this.record(callId, identity, decision, started);
@@ -185,8 +187,12 @@ export class EdgeApp {
     const proxied = this.srf.proxyRequest(req, targets, { remainInDialog: true, ...proxy }) as unknown as Promise<unknown>;
     proxied
       .then((result) => {
-        const { connected, finalStatus } = result as { connected: boolean; finalStatus?: number };
-        if (!connected) {
+        const { finalStatus } = result as { finalStatus?: number };
+        // The proxy settles once a final response came back: a 2xx means the call was answered
+        // (drachtio-srf's own `connected` is true for 200 only), and its record starts now.
+        if (finalStatus !== undefined && finalStatus >= 200 && finalStatus < 300) {
+          records?.answered(callId);
+        } else {
           calls.end(callId);
           records?.ended(callId);
         }
@@ -216,15 +222,16 @@ export class EdgeApp {
     this.o.metrics.decisionSeconds.observe(ms / 1000);
     if (basis.source === 'cache') this.o.metrics.staleServes.inc({ cause: basis.because });
     if (identity && 'accountId' in identity) this.lastDecisions.set(identity.accountId, { at: Date.now(), callId, outcome, status, basis });
-    this.o.logger.info(
+    // Every field here is a string, a number or a Basis: none can carry a secret (fixedShapeLogger).
+    this.decisionLog.info(
       {
         callId,
         account: identity && 'accountId' in identity ? identity.accountId : undefined,
         via: identity?.kind === 'account' ? identity.method : identity?.kind === 'credentials' ? 'digest' : undefined,
         outcome,
         status,
-        ...(decision.action === 'reject' && { reason: decision.reason }),
-        ...(decision.action === 'route' && { targets: decision.targets }),
+        reason: decision.action === 'reject' ? decision.reason : undefined,
+        targets: decision.action === 'route' ? decision.targets : undefined,
         basis,
         ms: Math.round(ms * 1000) / 1000,
       },

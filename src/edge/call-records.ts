@@ -34,7 +34,7 @@ const ENDED_MEMORY_MAX = 100_000;
 
 /**
  * The edge's calls in progress, recorded on the Redis master (see src/calls/records.ts):
- * cdr:start adds a record, cdr:stop or a failed attempt removes it, and `edge:{node}:alive` is
+ * an answered call (the proxy's result) adds a record, cdr:stop or a failed attempt removes it, and `edge:{node}:alive` is
  * renewed while this process runs. Call routing never waits for any of it: events go into a
  * bounded in-memory queue that a single drainer sends in order, through Sentinel, whenever a
  * master is reachable. A full queue drops the event, counts and logs it, and once the queue has
@@ -51,7 +51,7 @@ export class CallRecorder {
   /** This process; call records carry it so a restarted edge's old calls are told apart. */
   readonly instance = randomBytes(6).toString('hex');
   private readonly client: RecordingClient;
-  /** Routed but not answered yet: what the record will say once cdr:start comes. */
+  /** Routed but not answered yet: what the record will say once the call is answered. */
   private readonly pending = new Map<string, { account: string; rate?: number }>();
   /** Answered and recorded (or queued to be). */
   private readonly active = new Map<string, CallRecord>();
@@ -97,13 +97,16 @@ export class CallRecorder {
     };
   }
 
-  /** The call was routed (proxy started): remember who pays for it, for cdr:start. */
+  /** The call was routed (proxy started): remember who pays for it, for when it is answered. */
   routed(callId: string, account: string, rate: number | undefined): void {
     this.pending.set(callId, rate === undefined ? { account } : { account, rate });
   }
 
-  /** cdr:start (both legs may report it; the first counts). */
-  started(callId: string): void {
+  /**
+   * The proxy reported a 2xx final: the call is answered and its record starts (a repeat, or a
+   * call that ended meanwhile, is ignored).
+   */
+  answered(callId: string): void {
     const routed = this.pending.get(callId);
     if (!routed || this.active.has(callId)) return;
     this.pending.delete(callId);

@@ -33,9 +33,19 @@ export type Identity =
 
 const ACCOUNT_ID = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 
+/** Source addresses whose verdicts are remembered; past it the memory starts over (a flood of new addresses). */
+const ADDRESSES_REMEMBERED = 4096;
+
 export class Identifier {
   private readonly trusted: net.BlockList;
   private readonly trunks: { list: net.BlockList; account: string }[];
+  /**
+   * Per source address: is it trusted, and which trunk's account it is (null: none). Calls come
+   * from few addresses (trunks, trusted proxies), and net.BlockList.check builds a SocketAddress
+   * on every call. A config reload builds a new Identifier, so nothing outlives its lists.
+   */
+  private readonly trustedByAddress = new Map<string, boolean>();
+  private readonly trunkByAddress = new Map<string, string | null>();
 
   constructor(private readonly options: IdentifyOptions) {
     this.trusted = blockList(options.trustedSources);
@@ -53,11 +63,11 @@ export class Identifier {
   private byMethod(method: IdentifyMethod, caller: CallerView): Identity | undefined {
     switch (method) {
       case 'source': {
-        const trunk = this.trunks.find((t) => matches(t.list, caller.sourceAddress));
-        return trunk && { kind: 'account', accountId: trunk.account, method: 'source' };
+        const account = remembered(this.trunkByAddress, caller.sourceAddress, (address) => this.trunks.find((t) => matches(t.list, address))?.account ?? null);
+        return account === null ? undefined : { kind: 'account', accountId: account, method: 'source' };
       }
       case 'header': {
-        if (!matches(this.trusted, caller.sourceAddress)) return undefined;
+        if (!remembered(this.trustedByAddress, caller.sourceAddress, (address) => matches(this.trusted, address))) return undefined;
         const value = caller.header(this.options.header)?.trim();
         return value && ACCOUNT_ID.test(value) ? { kind: 'account', accountId: value, method: 'header' } : undefined;
       }
@@ -67,6 +77,16 @@ export class Identifier {
       }
     }
   }
+}
+
+/** The verdict for `address`, worked out once and then remembered (up to ADDRESSES_REMEMBERED addresses). */
+function remembered<T>(memory: Map<string, T>, address: string, work: (address: string) => T): T {
+  const known = memory.get(address);
+  if (known !== undefined) return known;
+  const verdict = work(address);
+  if (memory.size >= ADDRESSES_REMEMBERED) memory.clear();
+  memory.set(address, verdict);
+  return verdict;
 }
 
 function blockList(cidrs: string[]): net.BlockList {

@@ -3,7 +3,7 @@ import { startAdmin, type AdminServer } from '../admin/server.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { startEngine, type Engine } from '../engine/index.js';
-import { createLogger, type Logger } from '../log.js';
+import { createLogger, stdoutDestination, type Logger } from '../log.js';
 import { applyConfig, withRunningValues, type ApplyResult } from './reconfigure.js';
 import { startEdge, type RunningEdge } from './start.js';
 import { splitHostPort } from '../config/host-port.js';
@@ -41,7 +41,7 @@ export async function startEdgeService(options: EdgeServiceOptions = {}): Promis
   const env = options.env ?? process.env;
   const loaded = loadConfig(options.file, env);
   let config = loaded.config;
-  const logger = options.logger ?? createLogger({ level: config.log_level });
+  const logger = options.logger ?? createLogger({ level: config.log_level }, stdoutDestination(config.log_flush_ms));
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop().catch((err: unknown) => logger.warn({ err }, 'stop failed'));

@@ -62,6 +62,21 @@ describe('identifying the account of an INVITE', () => {
     expect(new Identifier(base).identify(caller('not-an-ip', { 'X-Account-Id': 'acct-ok' }))).toEqual({ kind: 'none' });
   });
 
+  it('gives the same verdicts for an address seen before, also once more addresses than it remembers have been seen', () => {
+    const id = new Identifier(base);
+    const verdicts = () => [
+      id.identify(caller('192.0.2.77')),
+      id.identify(caller('127.0.0.1', { 'X-Account-Id': 'acct-ok' })),
+      id.identify(caller('203.0.113.5', { 'X-Account-Id': 'acct-ok' })),
+    ];
+    const first = verdicts();
+    expect(first).toEqual([{ kind: 'account', accountId: 'trunk-a', method: 'source' }, { kind: 'account', accountId: 'acct-ok', method: 'header' }, { kind: 'none' }]);
+    expect(verdicts()).toEqual(first);
+    // A flood of other sources (more than the 4096 remembered): none of them is let in, and the first ones keep their verdicts.
+    for (let i = 0; i < 5000; i++) expect(id.identify(caller(`203.0.${Math.floor(i / 256)}.${i % 256}`, { 'X-Account-Id': 'acct-ok' }))).toEqual({ kind: 'none' });
+    expect(verdicts()).toEqual(first);
+  });
+
   it('refuses a bad CIDR in its configuration', () => {
     expect(() => new Identifier({ ...base, trunks: [{ cidr: 'example.com/24', account: 'x' }] })).toThrow(/not an IP address/);
   });
