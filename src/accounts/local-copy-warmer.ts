@@ -66,7 +66,6 @@ export class LocalCopyWarmer {
     if (!tracking) return 0;
     this.running.add(replica);
     const epoch = tracking.epoch;
-    const dataset = this.dataset.id;
     const started = Date.now();
     let kept = 0;
     try {
@@ -78,7 +77,8 @@ export class LocalCopyWarmer {
         if (ids.length > 0) kept += await this.warmBatch(replica, ids);
         if (tracking.epoch !== epoch || kept >= this.o.maxEntries) return kept;
       } while (cursor !== '0');
-      this.warmed.set(replica, { epoch, dataset, at: started });
+      // The dataset its reads were proven against (a first warm-up may be what first saw it).
+      this.warmed.set(replica, { epoch, dataset: this.dataset.id, at: started });
       this.o.logger.info({ replica: replica.name, accounts: kept, ms: Date.now() - started }, 'local copy warmed');
       return kept;
     } catch (err) {

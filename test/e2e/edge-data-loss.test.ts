@@ -44,6 +44,9 @@ async function start(): Promise<EdgeUnderTest> {
   });
   const { cache } = edge.path.edge;
   await vi.waitFor(() => expect(cache.recall(WARMED, Date.now())).toBeDefined(), { timeout: 10_000, interval: 50 });
+  // Both replicas' warm-ups done, so that none of them reads the account written next.
+  const warmed = () => new Set(logLines.filter((l) => l.includes('"local copy warmed"') && !l.includes('"accounts":0')).map((l) => /"replica":"([^"]+)"/.exec(l)?.[1]));
+  await vi.waitFor(() => expect(warmed().size).toBe(edge!.topology.replicas.length), { timeout: 10_000, interval: 50 });
   await edge.topology.master.client.hset(accountKey(UNSEEN), { enabled: '1', balance: '100' });
   await edge.topology.master.waitForReplicas(2000);
   return edge;
