@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { accountKey } from '../../src/accounts/account.js';
 import { assertSippRan, edgeUnderTest, finalsReceived, type EdgeUnderTest } from '../helpers/edge-under-test.js';
 import { runSipp, stopAllSipp } from '../helpers/sipp.js';
 
@@ -11,11 +12,7 @@ let edge: EdgeUnderTest;
 
 beforeAll(async () => {
   edge = await edgeUnderTest({
-    seed: {
-      'acct-cold': { enabled: true, balance: 10 },
-      'acct-digest': { enabled: true, balance: 10, sip_password: 'digest-pass-1' },
-      'acct-digest-cold': { enabled: true, balance: 10, sip_password: 'digest-pass-2' },
-    },
+    seed: { 'acct-digest': { enabled: true, balance: 10, sip_password: 'digest-pass-1' } },
     config: (generated) => ({ ...generated, identify: { order: ['source', 'header', 'digest'] } }),
   });
 });
@@ -32,6 +29,14 @@ afterAll(async () => {
 async function replicasDown(): Promise<void> {
   for (const replica of edge.topology.replicas) replica.freeze();
   await vi.waitFor(() => expect(edge.path.edge.pool.replicas.some((r) => r.inSync)).toBe(false), { timeout: 5000 });
+}
+
+/**
+ * An account the edge has never read, neither for a call nor in its warm-up: provisioned on the
+ * master while the replicas are down (they get it once thawed).
+ */
+async function provisionedUnseen(id: string, fields: Record<string, string>): Promise<void> {
+  await edge.topology.master.client.hset(accountKey(id), fields);
 }
 
 describe('each demo account gets its answer on the wire', () => {
@@ -84,6 +89,7 @@ describe('digest authentication', () => {
   it('a password that cannot be read (replicas down, never cached) gives 503, never 403', async () => {
     await replicasDown();
     try {
+      await provisionedUnseen('acct-digest-cold', { enabled: '1', balance: '10', sip_password: 'digest-pass-2' });
       const r = await digestCall('acct-digest-cold', 'digest-pass-2', '503');
       assertSippRan(r, 'digest, replicas down');
       expect(finalsReceived(r).at(-1)).toMatchObject({ status: 503, reason: 'Service Unavailable' });
@@ -98,6 +104,7 @@ describe('when the edge cannot know', () => {
   it('both replicas down and the account never cached: 503 with Retry-After and a Reason naming the cause', async () => {
     await replicasDown();
     try {
+      await provisionedUnseen('acct-cold', { enabled: '1', balance: '10' });
       const r = await edge.call('acct-cold');
       assertSippRan(r, 'acct-cold');
       const [final] = finalsReceived(r);
