@@ -231,8 +231,12 @@ export class CallRecorder {
         for (const [callId, raw] of Object.entries(fields as Record<string, string>)) {
           const record = parseCallRecord(raw);
           if (record?.node !== this.o.node || this.active.has(callId)) continue;
-          // Ended while its event was dropped: when is not known, so nothing is debited.
-          writes.callEnd(...callEndArgs(account, callId, undefined, record));
+          // Ended here while its event was dropped: debited to its remembered end. Left by an
+          // earlier process of this node: debited up to now, as the controller does for a dead
+          // edge's calls (the process is gone, and so is the call's end time). Not charging them
+          // would let the account's next call run past its credit unblocked (the soak found it).
+          const endedAt = record.instance === this.instance ? this.recentlyEnded.get(callId) : Date.now();
+          writes.callEnd(...callEndArgs(account, callId, endedAt, record));
           removed++;
         }
       });

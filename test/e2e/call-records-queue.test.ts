@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accountKey } from '../../src/accounts/account.js';
 import { callsKey, callStartArgs, defineCallScripts, parseCallRecord } from '../../src/calls/records.js';
+import { startTopology } from '../../src/dev/topology.js';
+import { CallRecorder } from '../../src/edge/call-records.js';
+import { silentLogger } from '../../src/log.js';
 import { until } from '../helpers/controller.js';
 import { assertSippRan, edgeUnderTest, finalsReceived, type EdgeUnderTest } from '../helpers/edge-under-test.js';
 import { startSipp, stopAllSipp } from '../helpers/sipp.js';
@@ -81,4 +84,35 @@ describe('a write the master lost', () => {
       await lossy.stop();
     }
   }, 60_000);
+});
+
+describe('an edge restarted after a crash', () => {
+  it("ends the calls its predecessor left on the master, charging them up to now (their end can no longer be known)", async () => {
+    const t = await startTopology({ replicas: 1, sentinels: 1 });
+    try {
+      await t.seed({ 'acct-orphan': { enabled: true, balance: 100, rate: 6 } });
+      const options = { node: 'edge-x', masterName: t.masterName, sentinels: t.sentinelAddresses(), queueMax: 100, livenessTtlMs: 900, masterTimeoutMs: 500, logger: silentLogger };
+      const crashed = new CallRecorder(options);
+      crashed.routed('call-orphan', 'acct-orphan', 6);
+      crashed.answered('call-orphan');
+      const key = callsKey('acct-orphan');
+      await until('the call recorded', 5000, async () => (await t.master.client.hlen(key)) === 1);
+      const start = parseCallRecord(Object.values(await t.master.client.hgetall(key))[0]!)!.start;
+      // The process dies with its call in progress: the record stays.
+      await crashed.stop();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const restarted = new CallRecorder(options);
+      try {
+        await until("the predecessor's call ended", 5000, async () => (await t.master.client.hlen(key)) === 0);
+        const balance = Number(await t.master.client.hget(accountKey('acct-orphan'), 'balance'));
+        // Charged at 6 a minute from its start to about the restart: at least the 0.5 s waited.
+        expect(balance).toBeLessThan(100 - (6 * 500) / 60_000);
+        expect(balance).toBeGreaterThanOrEqual(100 - (6 * (Date.now() - start)) / 60_000);
+      } finally {
+        await restarted.stop();
+      }
+    } finally {
+      await t.stop();
+    }
+  }, 30_000);
 });
