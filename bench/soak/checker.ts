@@ -312,6 +312,10 @@ function judgeEdge503(ctx: Context, c: SoakCall): Violation[] {
   if (ctx.h.edgeRestarts.some((r) => r.edge === edge && r.killedMs >= since && r.killedMs <= decisionAt)) return [];
   const deleted = ctx.h.operatorActions.some((a) => a.kind === 'delete' && a.account === c.account && a.atMs < decisionAt && a.doneMs + ctx.p > since - ctx.p);
   if (deleted) return [];
+  // Deleted on the record by then: a call routed after the delete came from the edge's cache
+  // (routed calls carry no decision header, so its copy's age is not known), and a 503 for an
+  // account that no longer exists breaks no promise.
+  if (ctx.states.possibleOver(c.account, decisionAt - ctx.p, decisionAt).some((v) => v.state === null)) return [];
   const forgot = (ctx.callsOf.get(c.account) ?? []).some((g) => g.edge === edge && g.status === 403 && g.phrase === 'Forbidden' && (g.answerMs ?? g.inviteMs) >= since && g.inviteMs <= decisionAt);
   if (forgot) return [];
   const f = newest.call;

@@ -211,6 +211,12 @@ describe('unexpected-503: an edge that found an account answers it from its stal
     expect(foundThen503().restart('edge-b', 15, 16).answered('a', 100, 503, 'Service Unavailable', { basis: unknown }).kinds()).toEqual(['unexpected-503']);
   });
 
+  it('a deleted account routed from the cache after its delete (held while its absence is confirmed), then a 503: no violation', () => {
+    // Deleted at +15 s; routed at +200 s from a copy of before the delete (no header says so); 503 at +300 s.
+    const served = new Soak().account('a', FUNDED).connected('a', 10).action('delete', 'a', 15, 16, null).connected('a', 200);
+    expect(served.answered('a', 300, 503, 'Service Unavailable', { basis: 'basis=none; because=mass-absence' }).kinds()).toEqual([]);
+  });
+
   it('a delete of the account (even a failed one) between them excuses it, and so does a 403 Forbidden from that edge', () => {
     expect(foundThen503().action('delete', 'a', 15, 16, null, false).answered('a', 100, 503, 'Service Unavailable', { basis: unknown }).kinds()).toEqual([]);
     const forgot = new Soak().account('a', FUNDED).action('delete', 'a', 15, 16, null).action('create', 'a', 17, 18, FUNDED).connected('a', 10);
