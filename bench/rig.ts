@@ -1,4 +1,4 @@
-import { startSipp, type SippProcess } from '../src/dev/sipp.js';
+import { startListeningSipp, type SippProcess } from '../src/dev/sipp.js';
 import { startTopology, type Topology } from '../src/dev/topology.js';
 import type { Logger } from '../src/log.js';
 import { startEdgeProcess, type EdgeProcess } from './edge-process.js';
@@ -53,7 +53,7 @@ export async function startRig(options: RigOptions): Promise<Rig> {
     stops.push(() => topology.stop());
     const sipServer = await startSipServer({ runDir: options.runDir });
     stops.push(() => sipServer.stop());
-    const carrier = await startSipp({ scenario: 'uas-answer', calls: 0, timeoutMs: 0, traceMessages: false });
+    const carrier = await startListeningSipp({ scenario: 'uas-answer', calls: 0, timeoutMs: 0, traceMessages: false });
     stops.push(() => carrier.stop());
 
     // The product's defaults, plus the X-Credit-Decision header so the runner can tell answers

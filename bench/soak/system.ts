@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../../src/dev/ports.js';
-import { startSipp } from '../../src/dev/sipp.js';
+import { startListeningSipp } from '../../src/dev/sipp.js';
 import { startTopology, type Topology } from '../../src/dev/topology.js';
 import type { Logger } from '../../src/log.js';
 import { startCli, type CliProcess } from '../cli-process.js';
@@ -89,7 +89,7 @@ export async function startSoakSystem(o: SoakSystemOptions): Promise<SoakSystem>
 
     const edges: SoakEdge[] = [];
     for (const name of EDGE_NAMES) {
-      const carrier = await startSipp({ scenario: 'uas-answer', calls: 0, timeoutMs: 0, traceMessages: false });
+      const carrier = await startListeningSipp({ scenario: 'uas-answer', calls: 0, timeoutMs: 0, traceMessages: false });
       stops.push(() => carrier.stop());
       const edge = await soakEdge({
         name,

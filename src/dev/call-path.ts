@@ -4,7 +4,7 @@ import type { Config } from '../config/schema.js';
 import { startEdge, type RunningEdge } from '../edge/start.js';
 import { startEngine, type Engine } from '../engine/index.js';
 import type { Logger } from '../log.js';
-import { startSipp, type SippProcess } from './sipp.js';
+import { startListeningSipp, type SippProcess } from './sipp.js';
 import type { Topology } from './topology.js';
 
 /**
@@ -55,7 +55,7 @@ export async function startCallPath(options: CallPathOptions): Promise<CallPath>
 
     let carrier: SippProcess | undefined;
     if (options.carrier !== false) {
-      carrier = await startSipp({ scenario: 'uas-answer', calls: 0, timeoutMs: 0, traceMessages: false });
+      carrier = await startListeningSipp({ scenario: 'uas-answer', calls: 0, timeoutMs: 0, traceMessages: false });
       stops.push(() => carrier!.stop());
     }
 

@@ -9,7 +9,7 @@ import { startController, type RunningController } from '../control/start.js';
 import { startEdgeService, type EdgeService } from '../edge/service.js';
 import type { Logger } from '../log.js';
 import { freePort, tcpPortIsFree } from './ports.js';
-import { startSipp, type SippProcess } from './sipp.js';
+import { startListeningSipp, type SippProcess } from './sipp.js';
 import type { Topology } from './topology.js';
 
 /**
@@ -94,7 +94,7 @@ export async function startLocalSystem(options: LocalSystemOptions): Promise<Loc
     for (const stop of stops.reverse()) await stop().catch((err: unknown) => logger.warn({ err }, 'stop failed'));
   };
   try {
-    const carrier = await startSipp({ scenario: 'uas-answer', calls: 0, timeoutMs: 0, traceMessages: false });
+    const carrier = await startListeningSipp({ scenario: 'uas-answer', calls: 0, timeoutMs: 0, traceMessages: false });
     stops.push(() => carrier.stop());
 
     const configFile = path.join(options.dir, 'credit-edge.yaml');

@@ -263,6 +263,22 @@ export async function runSipp(opts: SippOptions): Promise<SippResult> {
   }
 }
 
+/**
+ * Starts a SIPp that keeps running (a carrier UAS) and makes sure it bound its port: the same
+ * race as runSipp's (a free port taken before SIPp binds it) would otherwise leave a dead carrier
+ * and calls timing out (408) later. Tried again on a new port; any other early exit is an error.
+ */
+export async function startListeningSipp(opts: SippOptions): Promise<SippProcess> {
+  for (let attempt = 1; ; attempt++) {
+    const sipp = await startSipp(opts);
+    const early = await Promise.race([sipp.done, new Promise<undefined>((resolve) => setTimeout(resolve, 300, undefined))]);
+    if (early === undefined) return sipp;
+    if (early.exitCode !== SIPP_BIND_FAILED || opts.port !== undefined || attempt === 3) {
+      throw new Error(`SIPp ${opts.scenario} exited as it started (code ${early.exitCode}): ${early.output.slice(-300)}`);
+    }
+  }
+}
+
 /** Kills every SIPp this module started and that is still running (by its own PID). */
 export async function stopAllSipp(): Promise<void> {
   const waits: Promise<void>[] = [];
