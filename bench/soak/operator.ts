@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { writeFileSync, readFileSync } from 'node:fs';
-import { accountKey } from '../../src/accounts/account.js';
+import { accountKey, encodeAccount } from '../../src/accounts/account.js';
 import { reindexArgs } from '../../src/calls/totals.js';
 import type { Topology } from '../../src/dev/topology.js';
 import type { Logger } from '../../src/log.js';
@@ -101,7 +101,7 @@ export class Operator {
       const state = this.recorded.get(id);
       if (!state) continue;
       tx.del(accountKey(id));
-      tx.hset(accountKey(id), Object.fromEntries(Object.entries(accountInput(state)).map(([k, v]) => [k, typeof v === 'boolean' ? (v ? '1' : '0') : String(v)])));
+      tx.hset(accountKey(id), encodeAccount(accountInput(state)));
       tx.eval(...reindexArgs(id, accountKey(id)));
     }
     await tx.exec();
