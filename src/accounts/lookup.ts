@@ -50,4 +50,6 @@ export interface CachedAccount {
   account: Account;
   replica: string;
   ageMs: number;
+  /** HLEN calls:{id} read with this copy (as old as it), when that read had it. */
+  callsInProgress?: number;
 }

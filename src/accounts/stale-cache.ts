@@ -6,11 +6,12 @@ interface Entry {
   account: Account;
   replica: string;
   at: number;
+  callsInProgress?: number;
 }
 
 /**
  * The last authoritative copy of each account, for the moments when no replica can answer.
- * Every *found* is remembered, an authoritative *absent* forgets, and nothing else touches it:
+ * Every *found* is remembered (with the calls in progress read with it), an authoritative *absent* forgets, and nothing else touches it:
  * the cache can only give back the last known truth, with its age, never invent one. Whether a
  * copy is young enough to decide on is the decision table's call (max-stale).
  */
@@ -22,7 +23,9 @@ export class StaleCache {
   }
 
   remember(found: Found): void {
-    this.entries.set(found.account.id, { account: found.account, replica: found.replica, at: found.at });
+    const entry: Entry = { account: found.account, replica: found.replica, at: found.at };
+    if (found.callsInProgress !== undefined) entry.callsInProgress = found.callsInProgress;
+    this.entries.set(found.account.id, entry);
   }
 
   forget(accountId: string): void {
@@ -32,7 +35,9 @@ export class StaleCache {
   recall(accountId: string, now: number): CachedAccount | undefined {
     const entry = this.entries.get(accountId);
     if (!entry) return undefined;
-    return { account: entry.account, replica: entry.replica, ageMs: Math.max(0, now - entry.at) };
+    const cached: CachedAccount = { account: entry.account, replica: entry.replica, ageMs: Math.max(0, now - entry.at) };
+    if (entry.callsInProgress !== undefined) cached.callsInProgress = entry.callsInProgress;
+    return cached;
   }
 
   /** Up to `n` account ids, the most recently used first, without `except`. */

@@ -12,7 +12,7 @@ import { accountOnRecord, decide, overloadRejection, rejection, type Basis, type
 import type { Rules } from '../policy/rules.js';
 import type { CallRecorder } from './call-records.js';
 import type { LocalCallsInProgress } from './calls-in-progress.js';
-import { ChannelCounts } from './channel-count.js';
+import { callsInProgressOf } from './channel-count.js';
 import { challengeHeader, createNonce, verifyDigest, type DigestCredentials } from './digest.js';
 import type { Identifier, Identity } from './identify.js';
 
@@ -63,7 +63,6 @@ type Request = Srf.SrfRequest & { source_address: string; on(event: 'cancel', li
  */
 export class EdgeApp {
   private inFlight = 0;
-  private readonly channelCounts = new ChannelCounts();
   private readonly lastDecisions = new LRUCache<string, LastDecision>({ max: 10_000 });
   /** The decision line: one per INVITE, so it skips the nested secret search (see fixedShapeLogger). */
   private readonly decisionLog: Logger;
@@ -154,7 +153,7 @@ export class EdgeApp {
 
   private decideOn(accountId: string, state: AccountState): Decision {
     if (state.lookup.outcome === 'unknown') this.o.metrics.unknownLookups.inc({ cause: state.lookup.cause });
-    const callsInProgress = this.channelCounts.of(accountId, state.lookup, this.o.calls.count(accountId));
+    const callsInProgress = callsInProgressOf(state, this.o.calls.count(accountId));
     return decide({ ...state, callsInProgress }, this.o.rules);
   }
 

@@ -1,5 +1,4 @@
-import { LRUCache } from 'lru-cache';
-import type { Lookup } from '../accounts/lookup.js';
+import type { AccountState } from '../accounts/account-state.js';
 import type { CallsInProgress } from '../policy/decide.js';
 
 /**
@@ -8,17 +7,14 @@ import type { CallsInProgress } from '../policy/decide.js';
  * - this edge's own calls, counted from the moment it routes one (the master learns of a call
  *   only once it is answered, and a queued event may not have landed yet).
  * The larger of the two is the best lower bound. When the replica count cannot be read, the
- * count is unknown and the decision table applies channel_fail_policy with the last count seen.
+ * count is unknown and the decision table applies channel_fail_policy with the last count seen:
+ * the one read with the cached copy the call is decided on, so the count is exactly as old as the
+ * copy (the basis names that age). A count remembered from an older decision could be minutes old
+ * and refuse an account whose calls had long ended (the randomized soak found it).
  */
-export class ChannelCounts {
-  private readonly lastSeen = new LRUCache<string, number>({ max: 100_000 });
-
-  of(accountId: string, lookup: Lookup, local: number): CallsInProgress {
-    const fromReplica = lookup.outcome === 'found' ? lookup.callsInProgress : undefined;
-    const result = callsInProgressFrom(fromReplica, local, this.lastSeen.get(accountId));
-    if (result.known) this.lastSeen.set(accountId, result.count);
-    return result;
-  }
+export function callsInProgressOf(state: AccountState, local: number): CallsInProgress {
+  const fromReplica = state.lookup.outcome === 'found' ? state.lookup.callsInProgress : undefined;
+  return callsInProgressFrom(fromReplica, local, state.cached?.callsInProgress);
 }
 
 /** Pure: the count the decision table gets. */

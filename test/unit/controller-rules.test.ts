@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { encodeCallRecord, parseCallRecord, type CallRecord } from '../../src/calls/records.js';
 import { Breaker, breakerVerdict } from '../../src/control/breaker.js';
 import { actionFor, assess, type AccountReads } from '../../src/control/projection.js';
-import { callsInProgressFrom } from '../../src/edge/channel-count.js';
+import { callsInProgressFrom, callsInProgressOf } from '../../src/edge/channel-count.js';
 
 const T0 = 1_700_000_000_000;
 const call = (callId: string, minutesAgo: number, rate?: number, extra: Partial<CallRecord> = {}): [string, string] => [
@@ -120,5 +120,15 @@ describe('calls in progress for the channel limit', () => {
     expect(callsInProgressFrom(0, 2, 5)).toEqual({ known: true, count: 2 });
     expect(callsInProgressFrom(undefined, 1, 4)).toEqual({ known: false, lastSeen: 4 });
     expect(callsInProgressFrom(undefined, 2, undefined)).toEqual({ known: false, lastSeen: 2 });
+  });
+
+  it('unknown: the last count seen is the one read with the cached copy the call is decided on, as old as it', () => {
+    const account = { id: 'a', enabled: true, creditBlocked: false, route: 'default', maxChannels: 2 };
+    const unknown = { outcome: 'unknown' as const, cause: 'dataset-missing' as const, detail: 'no marker' };
+    // The soak's case: 2 calls seen a minute ago, none when the copy was last read (a warm-up).
+    expect(callsInProgressOf({ lookup: unknown, cached: { account, replica: 'r1', ageMs: 31_000, callsInProgress: 0 } }, 0)).toEqual({ known: false, lastSeen: 0 });
+    expect(callsInProgressOf({ lookup: unknown, cached: { account, replica: 'r1', ageMs: 31_000, callsInProgress: 2 } }, 1)).toEqual({ known: false, lastSeen: 2 });
+    expect(callsInProgressOf({ lookup: unknown, cached: { account, replica: 'r1', ageMs: 31_000 } }, 1)).toEqual({ known: false, lastSeen: 1 });
+    expect(callsInProgressOf({ lookup: { outcome: 'found', account, replica: 'r1', at: 0, callsInProgress: 1 } }, 0)).toEqual({ known: true, count: 1 });
   });
 });

@@ -18,6 +18,14 @@ describe('the stale cache', () => {
     expect(cache.recall('a', 2_000)).toEqual({ account: { ...account('a'), enabled: false }, replica: 'r2', ageMs: 0 });
   });
 
+  it('keeps the calls in progress read with a copy, and gives them back with it (same age)', () => {
+    const cache = new StaleCache({ maxEntries: 10 });
+    cache.remember({ outcome: 'found', account: account('a'), replica: 'r1', at: 1_000, callsInProgress: 2 });
+    expect(cache.recall('a', 2_000)).toEqual({ account: account('a'), replica: 'r1', ageMs: 1_000, callsInProgress: 2 });
+    cache.remember({ outcome: 'found', account: account('a'), replica: 'r1', at: 3_000, callsInProgress: 0 });
+    expect(cache.recall('a', 3_000)?.callsInProgress).toBe(0);
+  });
+
   it('forgets an account on an authoritative absent', () => {
     const cache = new StaleCache({ maxEntries: 10 });
     cache.remember({ outcome: 'found', account: account('a'), replica: 'r1', at: 1_000 });
