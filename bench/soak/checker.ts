@@ -1,6 +1,6 @@
 import { countedSpan, mostAtOnce, overLimitEpisodes, wasRouted } from './calls-in-progress.js';
 import { balanceLow, creditCalls, exhaustedIntervals, fundedIntervals, lowBound, type CreditCall } from './credit-model.js';
-import type { FaultKind, FaultWindow, RecordedAccount, SoakCall, SoakHistory } from './history.js';
+import type { FaultKind, FaultWindow, MasterEpoch, RecordedAccount, SoakCall, SoakHistory } from './history.js';
 import { afterHealthyTime, intersectIntervals, meeting, mergeIntervals, subtractIntervals, type Interval } from './intervals.js';
 import { RecordedStates, type StateVersion } from './recorded-state.js';
 
@@ -27,7 +27,9 @@ import { RecordedStates, type StateVersion } from './recorded-state.js';
  *   timing allowance, or a controller block left in place a bound after the account was funded;
  * - dry-not-blocked: certainly dry while calls are in progress (their cost ran the credit out) and
  *   no block within the bound of controller-healthy time;
- * - write-to-non-master: a controller write on a node other than the master of that instant;
+ * - write-to-non-master: a controller write on a node that was the master of that instant by
+ *   neither view: the newest promotion, nor the node a majority of the Sentinels named (in a
+ *   failover both exist for a moment, and the old master cannot know yet);
  * - leaked-call-record, ghost-call-record: the final records, one each.
  */
 
@@ -478,22 +480,39 @@ function doubtWindows(ctx: Context, account: string): Interval[] {
   });
 }
 
-/** The fencing rule (the incident's rule 3), no slack: a write lands on the master in effect at that instant. */
+/**
+ * The fencing rule (the incident's rule 3), no slack. A write lands on the master of its instant:
+ * the node promoted last, or the node a majority of the Sentinels still name. Between a promotion
+ * and the Sentinels agreeing on it, the old master still says ROLE master and is the one Sentinel
+ * names: no client can fence on anything else, and what it writes there is lost in the resync
+ * (the controller counts a batch done only once a replica acknowledged it). After that moment, a
+ * write on the old master is the incident's: a writer left behind.
+ */
 function judgeWrites(ctx: Context): Violation[] {
-  const masters = [...ctx.h.masters].sort((a, b) => a.fromMs - b.fromMs);
-  if (masters.length === 0) {
+  const promoted = sortedEpochs(ctx.h.masters);
+  const named = sortedEpochs(ctx.h.sentinelMasters ?? []);
+  if (promoted.length === 0) {
     if (ctx.h.controllerWrites.length > 0) throw new Error('history: controller writes recorded but no master epoch to judge them by');
     return [];
   }
   const out: Violation[] = [];
   for (const w of ctx.h.controllerWrites) {
-    let epoch = masters[0]!;
-    for (const m of masters) if (m.fromMs <= w.atMs) epoch = m;
-    if (w.node !== epoch.address) {
-      out.push({ kind: 'write-to-non-master', atMs: w.atMs, detail: `${w.client} wrote ${w.command} on ${w.node} at ${ctx.at(w.atMs)}, but ${epoch.address} was the master from ${ctx.at(epoch.fromMs)}` });
-    }
+    const epoch = epochAt(promoted, w.atMs)!;
+    if (w.node === epoch.address || w.node === epochAt(named, w.atMs)?.address) continue;
+    out.push({ kind: 'write-to-non-master', atMs: w.atMs, detail: `${w.client} wrote ${w.command} on ${w.node} at ${ctx.at(w.atMs)}, but ${epoch.address} was the master from ${ctx.at(epoch.fromMs)}` });
   }
   return out;
+}
+
+function sortedEpochs(epochs: MasterEpoch[]): MasterEpoch[] {
+  return [...epochs].sort((a, b) => a.fromMs - b.fromMs);
+}
+
+/** The epoch in effect at `ms` (a time before the first is judged against the first). */
+function epochAt(epochs: MasterEpoch[], ms: number): MasterEpoch | undefined {
+  let epoch = epochs[0];
+  for (const m of epochs) if (m.fromMs <= ms) epoch = m;
+  return epoch;
 }
 
 function judgeFinalRecords(ctx: Context): Violation[] {

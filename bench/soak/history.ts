@@ -110,7 +110,11 @@ export interface EdgeRestart {
   readyMs: number | undefined;
 }
 
-/** From this instant (Sentinel's +switch-master, or the start), `address` (host:port) was the master. */
+/**
+ * From this instant, `address` (host:port) was the master: in `masters`, from the first sign of its
+ * promotion (ROLE master, +promoted-slave, +switch-master, or the start); in `sentinelMasters`, from
+ * the first sample in which a majority of the Sentinels named it.
+ */
 export interface MasterEpoch {
   address: string;
   fromMs: number;
@@ -174,6 +178,8 @@ export interface SoakHistory {
   faults: FaultWindow[];
   edgeRestarts: EdgeRestart[];
   masters: MasterEpoch[];
+  /** The master a majority of the Sentinels named (GET-MASTER-ADDR-BY-NAME), sampled every 100 ms. */
+  sentinelMasters: MasterEpoch[];
   controllerWrites: ControllerWrite[];
   audit: AuditRecord[];
   finalRecords: FinalRecords;

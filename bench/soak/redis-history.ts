@@ -11,7 +11,8 @@ import type { AuditRecord, ControllerWrite, FinalRecords, MasterEpoch } from './
  * The Redis side of the soak's history, recorded from outside the product while it runs:
  * - which node was master from when: the first sign of a promotion, whichever comes first: a
  *   replica answering ROLE master (polled every 250 ms), or +promoted-slave / +switch-master from
- *   any Sentinel;
+ *   any Sentinel; and, apart, which node a majority of the Sentinels named (every 100 ms): the
+ *   only view a client can fence on, late by the time the Sentinels take to agree;
  * - every write a controller's connection made on every node: MONITOR on each node, with the
  *   server's own timestamps, the client's name from CLIENT LIST, and a script's inner writes
  *   (MONITOR shows them as from "lua") credited to the client that called the script;
@@ -25,6 +26,7 @@ const CONTROLLER_CLIENT = /^credit-controller-/;
 
 export interface RedisHistory {
   masters: MasterEpoch[];
+  sentinelMasters: MasterEpoch[];
   controllerWrites: ControllerWrite[];
   audit: AuditRecord[];
   /** Call records and totals left on the master now (at the end, after every call ended). */
@@ -44,6 +46,32 @@ export async function recordRedisHistory(topology: Topology, logger: Logger): Pr
     masters.push({ address, fromMs: Date.now() });
     logger.info({ address }, 'soak: new master epoch');
   };
+  const sentinelMasters: MasterEpoch[] = [{ address: topology.master.address, fromMs: Date.now() }];
+  const askers = topology.sentinelAddresses().map((s) => {
+    const asker = new Redis({ host: s.host, port: s.port, maxRetriesPerRequest: 1, commandTimeout: 500, retryStrategy: () => 200, connectionName: 'soak-history' });
+    asker.on('error', () => undefined);
+    return asker;
+  });
+  const sampleSentinels = async () => {
+    const named = await Promise.all(
+      askers.map((a) =>
+        (a.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', topology.masterName) as Promise<[string, string] | null>).then(
+          (r) => (r ? `${r[0]}:${r[1]}` : undefined),
+          () => undefined,
+        ),
+      ),
+    );
+    const votes = new Map<string, number>();
+    for (const a of named) if (a) votes.set(a, (votes.get(a) ?? 0) + 1);
+    for (const [address, count] of votes) {
+      if (count > askers.length / 2 && sentinelMasters[sentinelMasters.length - 1]!.address !== address) sentinelMasters.push({ address, fromMs: Date.now() });
+    }
+  };
+  const sentinelTimer = setInterval(() => void sampleSentinels(), 100);
+  closers.push(() => {
+    clearInterval(sentinelTimer);
+    for (const a of askers) a.disconnect();
+  });
   for (const s of topology.sentinelAddresses()) {
     const sub = new Redis({ host: s.host, port: s.port, maxRetriesPerRequest: null, retryStrategy: () => 200, connectionName: 'soak-history' });
     sub.on('error', () => undefined);
@@ -152,6 +180,7 @@ export async function recordRedisHistory(topology: Topology, logger: Logger): Pr
 
   return {
     masters,
+    sentinelMasters,
     controllerWrites,
     audit,
     async finalRecords() {

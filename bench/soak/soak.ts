@@ -164,6 +164,7 @@ export async function runSoak(o: SoakOptions, note: (line: string) => void): Pro
         faults: nemesis.windows,
         edgeRestarts: nemesis.edgeRestarts,
         masters: history.masters,
+        sentinelMasters: history.sentinelMasters,
         controllerWrites: history.controllerWrites,
         audit: history.audit,
         finalRecords: final,

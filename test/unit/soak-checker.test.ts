@@ -30,6 +30,7 @@ class Soak {
       faults: [],
       edgeRestarts: [],
       masters: [{ address: '127.0.0.1:6379', fromMs: T0 }],
+      sentinelMasters: [{ address: '127.0.0.1:6379', fromMs: T0 }],
       controllerWrites: [],
       audit: [],
       finalRecords: { leaked: [], ghosts: [] },
@@ -419,6 +420,7 @@ describe('a lost dataset takes the blocks with it (billing re-provisions the rec
 });
 
 describe('write-to-non-master: a controller writes only on the master of the instant (no slack)', () => {
+  /** Promoted :6390 at +100 s; the Sentinels' majority still names :6379 (each test moves it). */
   const switched = () => {
     const soak = new Soak();
     soak.h.masters = [
@@ -436,10 +438,28 @@ describe('write-to-non-master: a controller writes only on the master of the ins
     expect(write(write(switched(), '127.0.0.1:6379', at(100) - 1), '127.0.0.1:6390', at(100)).kinds()).toEqual([]);
   });
 
-  it('on the old master one ms after the switch: a violation', () => {
-    const r = write(switched(), '127.0.0.1:6379', at(100) + 1).check();
+  it('on the old master one ms after the switch, the Sentinels agreeing at once: a violation', () => {
+    const soak = switched();
+    soak.h.sentinelMasters.push({ address: '127.0.0.1:6390', fromMs: at(100) });
+    const r = write(soak, '127.0.0.1:6379', at(100) + 1).check();
     expect(r.violations.map((v) => v.kind)).toEqual(['write-to-non-master']);
     expect(r.violations[0]!.detail).toContain('127.0.0.1:6390 was the master from +100.0 s');
+  });
+
+  it('on the old master after a promotion, while a majority of the Sentinels still named it: fine (no client can know yet)', () => {
+    const soak = switched();
+    soak.h.sentinelMasters.push({ address: '127.0.0.1:6390', fromMs: at(100.8) });
+    expect(write(soak, '127.0.0.1:6379', at(100.5)).kinds()).toEqual([]);
+  });
+
+  it('on the old master once a majority of the Sentinels named the new one: a violation (a writer left behind)', () => {
+    const soak = switched();
+    soak.h.sentinelMasters.push({ address: '127.0.0.1:6390', fromMs: at(100.8) });
+    expect(write(soak, '127.0.0.1:6379', at(100.8) + 1).kinds()).toEqual(['write-to-non-master']);
+  });
+
+  it('on a third node, named by neither view: a violation', () => {
+    expect(write(switched(), '127.0.0.1:6391', at(50)).kinds()).toEqual(['write-to-non-master']);
   });
 
   it('a write before the first epoch is judged against the first', () => {
