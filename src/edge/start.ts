@@ -29,6 +29,8 @@ export interface RunningEdge {
   dataset: DatasetWatch;
   guard: AbsenceGuard;
   calls: LocalCallsInProgress;
+  /** Reads every account ahead of calls; undefined without a local copy or with local_copy.warm false. */
+  warmer?: LocalCopyWarmer;
   /** Calls in progress recorded on the master; undefined when calls_in_progress.enabled is false. */
   records?: CallRecorder;
   metrics: EdgeMetrics;
@@ -159,6 +161,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
     reader,
     cache,
     ...(localCopy && { localCopy }),
+    ...(warmer && { warmer }),
     dataset,
     guard,
     calls,

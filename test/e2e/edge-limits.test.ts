@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { assertSippRan, edgeUnderTest, finalsReceived, type EdgeUnderTest } from '../helpers/edge-under-test.js';
 import { runSipp, startSipp, stopAllSipp } from '../helpers/sipp.js';
+import { DATASET_KEY } from '../../src/accounts/dataset.js';
+import { callsKey } from '../../src/calls/records.js';
 
 /**
  * Limits the edge enforces on the wire: an account's channel limit counted from its calls in
@@ -37,6 +39,37 @@ describe('channel limit', () => {
     await sleep(500); // the edge learns of the hang-ups (CDR stop)
     const after = await runSipp({ scenario: 'edge-uac', vars: { HOLD: '10' }, remote: edge.path.sipTarget, injection: [['acct-two']], service: 'callee' });
     expect(finalsReceived(after).map((m) => m.status)).toEqual([200]);
+  }, 30_000);
+
+  it('decided from the cached copy (the dataset lost), the count is the one read with that copy: calls ended before it was read refuse nothing', async () => {
+    // Two calls held, a third refused: this edge saw 2 calls in progress.
+    const held = await startSipp({ scenario: 'edge-uac', vars: { HOLD: '2000' }, remote: edge.path.sipTarget, injection: [['acct-two']], service: 'callee', calls: 2, rate: 20 });
+    await sleep(800);
+    const third = await runSipp({ scenario: 'edge-uac', vars: { HOLD: '10' }, remote: edge.path.sipTarget, injection: [['acct-two']], service: 'callee' });
+    expect(finalsReceived(third)[0]).toMatchObject({ status: 403, reason: 'Channel Limit Reached' });
+    assertSippRan(await held.done, 'held calls');
+    const master = edge.topology.master.client;
+    await vi.waitFor(async () => expect(await master.hlen(callsKey('acct-two'))).toBe(0), { timeout: 5000, interval: 50 });
+    await edge.topology.master.waitForReplicas(2000);
+    // The warm-up reads every account again (no call meanwhile): the cached copy says 0 calls.
+    const { warmer, pool, cache } = edge.path.edge;
+    for (const replica of pool.replicas) await warmer!.warm(replica);
+    expect(cache.recall('acct-two', Date.now())?.callsInProgress).toBe(0);
+
+    // The dataset is lost (its marker first): the call is decided from the cached copy.
+    const marker = await master.hgetall(DATASET_KEY);
+    await master.del(DATASET_KEY);
+    await edge.topology.master.waitForReplicas(2000);
+    const missing = async () => (await edge.path.edge.metrics.unknownLookups.get()).values.find((v) => v.labels.cause === 'dataset-missing')?.value ?? 0;
+    const missingBefore = await missing();
+    try {
+      const call = await runSipp({ scenario: 'edge-uac', vars: { HOLD: '10' }, remote: edge.path.sipTarget, injection: [['acct-two']], service: 'callee' });
+      expect(finalsReceived(call).map((m) => m.status)).toEqual([200]);
+      expect(await missing()).toBe(missingBefore + 1);
+    } finally {
+      await master.hset(DATASET_KEY, marker);
+      await edge.topology.master.waitForReplicas(2000);
+    }
   }, 30_000);
 });
 
