@@ -199,7 +199,7 @@ class Context {
   creditCalls(account: string): CreditCall[] {
     let calls = this.creditCallsOf.get(account);
     if (!calls) {
-      calls = creditCalls(this.callsOf.get(account) ?? [], this.h.endMs, (c) => this.keptUntil(c));
+      calls = creditCalls(this.callsOf.get(account) ?? [], this.h.endMs, (c) => this.keptUntil(c), (c) => this.killedUnder(c));
       this.creditCallsOf.set(account, calls);
     }
     return calls;

@@ -27,15 +27,24 @@ export interface CreditCall {
   endedMs: number;
   /** The latest its record may have been counted by the controller (> endedMs when its edge was killed under it). */
   keptUntilMs: number;
+  /**
+   * Its edge was killed under it at this instant: from then its record may be charged to the
+   * balance before the call ends (the restarted edge charges its predecessor's records, the
+   * controller a dead edge's).
+   */
+  chargedFromMs?: number;
 }
 
 /** The account's connected calls, in the model's terms. */
-export function creditCalls(calls: readonly SoakCall[], endMs: number, keptUntil: (c: SoakCall) => number): CreditCall[] {
+export function creditCalls(calls: readonly SoakCall[], endMs: number, keptUntil: (c: SoakCall) => number, killedUnder: (c: SoakCall) => number | undefined = () => undefined): CreditCall[] {
   return calls
     .filter((c) => c.connectedMs !== undefined)
     .map((c) => {
       const endedMs = Math.max(c.connectedMs!, c.endedMs ?? endMs);
-      return { callId: c.callId, connectedMs: c.connectedMs!, endedMs, keptUntilMs: Math.max(endedMs, keptUntil(c)) };
+      const call: CreditCall = { callId: c.callId, connectedMs: c.connectedMs!, endedMs, keptUntilMs: Math.max(endedMs, keptUntil(c)) };
+      const killed = killedUnder(c);
+      if (killed !== undefined && killed < endedMs) call.chargedFromMs = killed;
+      return call;
     });
 }
 
@@ -144,7 +153,8 @@ export function balanceLow(v: StateVersion, calls: readonly CreditCall[], to: nu
   const rate = v.state!.ratePerMin ?? 0;
   let sum = 0;
   for (const c of calls) {
-    if (c.endedMs > to || c.keptUntilMs <= v.balanceSet.from - propagationMs) continue;
+    const charged = c.endedMs <= to || (c.chargedFromMs !== undefined && c.chargedFromMs <= to);
+    if (!charged || c.keptUntilMs <= v.balanceSet.from - propagationMs) continue;
     sum += (rate * (Math.min(to, c.keptUntilMs) - c.connectedMs)) / 60_000;
   }
   return v.state!.balance! - sum;

@@ -123,6 +123,16 @@ describe('false-403: no 403 naming a cause the record does not show', () => {
     expect(new Soak().account('low', LOW, 'low-credit').connected('low', 10, 0.5).answered('low', 13, 403, 'Out Of Call Credit').kinds()).toEqual(['false-403']);
   });
 
+  it("a call whose edge was killed under it may be charged from then (the restarted edge charges its predecessor's records): out of credit before it ends", () => {
+    // Dry by its cost from +11.02 s; the balance field says so only once the call is charged.
+    const running = () => new Soak().account('low', LOW, 'low-credit').connected('low', 10, 30);
+    expect(running().restart('edge-a', 11.5, 12).answered('low', 13, 403, 'Out Of Call Credit').kinds()).toEqual([]);
+    // (Also dry-not-blocked, no block being recorded: not what this test is about.)
+    expect(running().answered('low', 13, 403, 'Out Of Call Credit').kinds()).toContain('false-403');
+    // Killed only after the 403: nothing could have been charged yet.
+    expect(running().restart('edge-a', 14, 15).answered('low', 13, 403, 'Out Of Call Credit').kinds()).toContain('false-403');
+  });
+
   it("a decision from the stale cache looks back by the copy's age: the top-up may not have been in it", () => {
     const toppedUp = () => new Soak().account('a', { ...FUNDED, balance: 0 }, 'out-of-credit').audit('block', 'a', 2).action('top-up', 'a', 100, 101, FUNDED).audit('unblock', 'a', 101.5);
     expect(toppedUp().answered('a', 105, 403, 'Out Of Call Credit', { basis: 'basis=cache; age=4500ms; because=timeout' }).kinds()).toEqual([]);
