@@ -11,9 +11,10 @@ interface Entry {
 
 /**
  * The last authoritative copy of each account, for the moments when no replica can answer.
- * Every *found* is remembered (with the calls in progress read with it), an authoritative *absent* forgets, and nothing else touches it:
- * the cache can only give back the last known truth, with its age, never invent one. Whether a
- * copy is young enough to decide on is the decision table's call (max-stale).
+ * Every *found* is remembered (with the calls in progress read with it), an authoritative
+ * *absent* forgets, and nothing else touches it: the cache can only give back the last known
+ * truth, with its age, never invent one. Whether a copy is young enough to decide on is the
+ * decision table's call (max-stale).
  */
 export class StaleCache {
   private readonly entries: LRUCache<string, Entry>;
