@@ -18,6 +18,8 @@ import type { SoakSystem } from './system.js';
 
 /** Longest wait for the parts a fault needs; past it the fault is recorded as skipped. */
 const ACQUIRE_TIMEOUT_MS = 60_000;
+/** Re-provisioning and `dataset init` tried again this many times when a failover took the accounts. */
+const REPROVISION_ATTEMPTS = 5;
 
 export class Nemesis {
   readonly windows: FaultWindow[] = [];
@@ -201,10 +203,18 @@ export class Nemesis {
     await lose();
     w.marks.push({ label: 'dataset lost', atMs: Date.now() });
     await sleep(holdS * 1000);
-    await this.operator.reprovision();
-    w.marks.push({ label: 'accounts re-provisioned', atMs: Date.now() });
-    const init = await this.operator.datasetInit();
-    if (!init.ok) throw new Error(`dataset init: ${init.output}`);
+    // As an operator would: a failover between the re-provisioning and `dataset init` can take
+    // the accounts with it (written on the old master, which then resyncs from an empty one);
+    // init refuses an empty master, so provision again on the one Sentinel names now.
+    for (let attempt = 1; ; attempt++) {
+      await this.followMaster();
+      await this.operator.reprovision();
+      w.marks.push({ label: attempt === 1 ? 'accounts re-provisioned' : `accounts re-provisioned (attempt ${attempt})`, atMs: Date.now() });
+      const init = await this.operator.datasetInit();
+      if (init.ok) break;
+      if (attempt >= REPROVISION_ATTEMPTS || !init.output.includes('holds no account')) throw new Error(`dataset init: ${init.output}`);
+      await sleep(2000);
+    }
     w.marks.push({ label: 'dataset declared', atMs: Date.now() });
   }
 
