@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache';
 import { ACCOUNT_KEY_PREFIX } from './account.js';
 import { CALLS_KEY_PREFIX } from '../calls/records.js';
 import { DATASET_KEY } from './dataset.js';
-import type { Found } from './lookup.js';
+import type { Absent, Found } from './lookup.js';
 import type { Replica } from './replica.js';
 import type { AccountInvalidation, Invalidation, ReadTicket } from './tracking.js';
 
@@ -14,10 +14,29 @@ export interface LocalCopyOptions {
   proofMaxAgeMs: number;
 }
 
-interface Entry {
-  found: Found;
+/** A replica's answer kept under the tracking epoch it was read in. */
+interface Source {
   replica: Replica;
   epoch: number;
+}
+
+interface FoundEntry extends Source {
+  found: Found;
+}
+
+/** An absence: every replica that could be asked answered nil, each under its own tracking. */
+interface AbsentEntry {
+  absent: Absent;
+  at: number;
+  asked: Source[];
+}
+
+type Entry = FoundEntry | AbsentEntry;
+
+/** A replica answered nil for an account; `ticket` was taken before the read went out. */
+export interface AbsentAnswer {
+  replica: Replica;
+  ticket: ReadTicket;
 }
 
 /**
@@ -30,8 +49,14 @@ interface Entry {
  * - the replica is in sync, as proven by a probe or a read no older than `proofMaxAgeMs`;
  * - it is younger than `maxAgeMs`.
  *
+ * An *absence* is kept too, under a stricter rule: every replica the lookup could ask answered nil
+ * with nothing invalidated meanwhile, and it decides only while each of them still holds all the
+ * conditions above and no other replica has become one to ask. Tracking reports a change to a key
+ * that was missing when read, so an account created on the master drops it. It is an answer like
+ * a read's: the mass-absence guard still judges it (src/accounts/account-state.ts).
+ *
  * It is not the stale cache: the stale cache answers when the replicas cannot (*unknown*), with
- * its age; a local copy is a current answer (*found*), exactly as a read would give it.
+ * its age; a local copy is a current answer (*found* or *absent*), exactly as a read would give it.
  */
 export class LocalCopy {
   private readonly entries: LRUCache<string, Entry>;
@@ -46,14 +71,24 @@ export class LocalCopy {
     this.o = { ...this.o, ...timings };
   }
 
-  /** The account as found, if a copy may decide now; its `at` is now (it is current). */
-  get(accountId: string, now: number): Found | undefined {
+  /**
+   * The account as found (its `at` is now: it is current), or its absence, if a copy may decide
+   * now. `replicas`: the pool's replicas now, for an absence (none that could be asked was not).
+   */
+  get(accountId: string, now: number, replicas: readonly Replica[]): Found | Absent | undefined {
     const entry = this.entries.get(accountId);
-    if (entry && this.usable(entry, now)) {
-      this.hits++;
-      return { ...entry.found, at: now, fromLocalCopy: true };
+    if (entry) {
+      if ('found' in entry) {
+        if (this.usable(entry, entry.found.at, now)) {
+          this.hits++;
+          return { ...entry.found, at: now, fromLocalCopy: true };
+        }
+      } else if (this.absenceUsable(entry, now, replicas)) {
+        this.hits++;
+        return entry.absent;
+      }
+      this.entries.delete(accountId);
     }
-    if (entry) this.entries.delete(accountId);
     this.misses++;
     return undefined;
   }
@@ -65,6 +100,21 @@ export class LocalCopy {
     return true;
   }
 
+  /**
+   * An absence: kept only if `answers` holds one nil from each replica the lookup could ask
+   * (`asked`), each read's ticket still good (nothing invalidated it since it was sent).
+   */
+  keepAbsent(accountId: string, answers: AbsentAnswer[], asked: readonly Replica[], now: number): boolean {
+    if (answers.length === 0 || answers.length !== asked.length) return false;
+    if (!asked.every((replica) => answers.some((a) => a.replica === replica))) return false;
+    // Every ticket is checked (and so released), not only until the first that fails.
+    const kept = answers.map((a) => a.replica.tracking?.keep(accountId, a.ticket) === true);
+    if (kept.includes(false)) return false;
+    const absent: Absent = { outcome: 'absent', replica: answers[0]!.replica.name, fromLocalCopy: true };
+    this.entries.set(accountId, { absent, at: now, asked: answers.map((a) => ({ replica: a.replica, epoch: a.ticket.epoch })) });
+    return true;
+  }
+
   get maxAgeMs(): number {
     return this.o.maxAgeMs;
   }
@@ -72,7 +122,13 @@ export class LocalCopy {
   /** An invalidation from `replica`: its copy of that account goes (flushes change the epoch instead). */
   invalidate(replica: Replica, what: AccountInvalidation): void {
     const entry = this.entries.get(what.accountId);
-    if (!entry || entry.replica !== replica) return;
+    if (!entry) return;
+    if (!('found' in entry)) {
+      // An absence stands on the account's hash only; calls in progress do not change it.
+      if (what.key === 'account' && entry.asked.some((a) => a.replica === replica)) this.entries.delete(what.accountId);
+      return;
+    }
+    if (entry.replica !== replica) return;
     // Calls in progress matter only to an account with a channel limit: others keep their copy
     // through the churn of their own calls.
     if (what.key === 'calls' && entry.found.account.maxChannels === undefined) return;
@@ -83,17 +139,22 @@ export class LocalCopy {
     return this.entries.size;
   }
 
-  private usable(entry: Entry, now: number): boolean {
-    const { replica } = entry;
+  private usable({ replica, epoch }: Source, at: number, now: number): boolean {
     const tracking = replica.tracking;
     return (
       tracking !== undefined &&
-      entry.epoch === tracking.epoch &&
+      epoch === tracking.epoch &&
       tracking.active &&
       replica.inSync &&
       now - replica.lastInSyncAt <= this.o.proofMaxAgeMs &&
-      now - entry.found.at <= this.o.maxAgeMs
+      now - at <= this.o.maxAgeMs
     );
+  }
+
+  /** Each replica asked still as it was, and no replica a lookup would ask now left unasked. */
+  private absenceUsable(entry: AbsentEntry, now: number, replicas: readonly Replica[]): boolean {
+    if (!entry.asked.every((source) => this.usable(source, entry.at, now))) return false;
+    return replicas.every((r) => (r.health !== 'in-sync' && r.health !== 'suspect') || entry.asked.some((a) => a.replica === r));
   }
 }
 

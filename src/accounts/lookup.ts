@@ -23,6 +23,8 @@ export interface Absent {
   outcome: 'absent';
   /** The replica that answered nil while known to be in sync with its master. */
   replica: string;
+  /** Answered by the local copy: every replica asked answered nil, and none has changed since. */
+  fromLocalCopy?: true;
 }
 
 export interface Unknown {

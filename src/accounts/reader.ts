@@ -2,10 +2,11 @@ import { callsKey } from '../calls/records.js';
 import { accountKey, BadAccountValue, parseAccount } from './account.js';
 import { DATASET_KEY, DATASET_READ_FIELDS, parseDatasetMarker } from './dataset.js';
 import type { DatasetWatch } from './dataset-watch.js';
-import type { LocalCopy } from './local-copy.js';
+import type { AbsentAnswer, LocalCopy } from './local-copy.js';
 import type { Absent, Found, Lookup, Unknown, UnknownCause } from './lookup.js';
 import { parseRoleReply } from './replication-state.js';
 import type { Replica } from './replica.js';
+import type { ReadTicket } from './tracking.js';
 import type { ReplicaPool } from './replica-pool.js';
 
 export interface ReaderOptions {
@@ -32,7 +33,7 @@ export class AccountReader {
     private readonly pool: ReplicaPool,
     private options: ReaderOptions,
     private readonly dataset: DatasetWatch,
-    /** When set, a valid local copy answers with no round trip, and found reads fill it. */
+    /** When set, a valid local copy answers with no round trip; found reads fill it, and so do nils from every replica asked. */
     private readonly localCopy?: LocalCopy,
   ) {}
 
@@ -42,7 +43,8 @@ export class AccountReader {
   }
 
   lookup(accountId: string): Promise<Lookup> {
-    const local = this.localCopy?.get(accountId, Date.now());
+    const { localCopy } = this;
+    const local = localCopy?.get(accountId, Date.now(), this.pool.replicas);
     if (local) return Promise.resolve(local);
     const candidates = this.pool.candidates();
     if (candidates.length === 0) {
@@ -54,6 +56,8 @@ export class AccountReader {
     return new Promise<Lookup>((resolve) => {
       const failures: Unknown[] = [];
       let absent: Absent | undefined;
+      /** The nils, with their read tickets: all of them (every candidate's) may fill the local copy. */
+      const nils: AbsentAnswer[] = [];
       let started = 0;
       let answered = 0;
       let finished = false;
@@ -67,20 +71,27 @@ export class AccountReader {
       // A found settles at once. A nil is also asked of the next replica: "connected" is not
       // "caught up", and a lagging replica (or one that is not what we think) must not make an
       // account absent on its own word while another replica in sync can speak.
-      const onAnswer = (result: Lookup) => {
+      const onAnswer = (result: Lookup, replica: Replica, ticket: ReadTicket | undefined) => {
         if (finished) return;
         answered++;
         if (result.outcome === 'found') return settle(result);
-        if (result.outcome === 'absent') absent ??= result;
-        else failures.push(result);
+        if (result.outcome === 'absent') {
+          absent ??= result;
+          if (ticket) nils.push({ replica, ticket });
+        } else failures.push(result);
         if (started < candidates.length) startNext();
-        else if (answered === candidates.length) settle(absent ?? worst(failures));
+        else if (answered === candidates.length) {
+          if (absent && failures.length === 0) localCopy?.keepAbsent(accountId, nils, candidates, Date.now());
+          settle(absent ?? worst(failures));
+        }
       };
       const startNext = () => {
         const replica = candidates[started++]!;
         clearTimeout(hedge);
         if (started < candidates.length) hedge = setTimeout(startNext, hedgeDelayMs);
-        void readFrom(replica, accountId, key, replicaTimeoutMs, this.dataset, this.localCopy).then(onAnswer);
+        // Taken before the read goes out: an invalidation arriving meanwhile voids it.
+        const ticket = localCopy && replica.tracking?.beginRead(accountId);
+        void readFrom(replica, accountId, key, replicaTimeoutMs, this.dataset, ticket && localCopy && { localCopy, ticket }).then((result) => onAnswer(result, replica, ticket));
       };
       startNext();
     });
@@ -117,8 +128,8 @@ export class AccountReader {
   }
 }
 
-/** One read from one replica, bounded by timeoutMs; never rejects. */
-async function readFrom(replica: Replica, accountId: string, key: string, timeoutMs: number, dataset: DatasetWatch, localCopy: LocalCopy | undefined): Promise<Lookup> {
+/** One read from one replica, bounded by timeoutMs; never rejects. A found fills `copy` if its ticket is still good. */
+async function readFrom(replica: Replica, accountId: string, key: string, timeoutMs: number, dataset: DatasetWatch, copy: { localCopy: LocalCopy; ticket: ReadTicket } | undefined): Promise<Lookup> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => {
     // Decide 'timeout' only after the event loop has looked at the sockets: when the loop itself
@@ -127,7 +138,6 @@ async function readFrom(replica: Replica, accountId: string, key: string, timeou
   });
   try {
     // HLEN calls:{id} rides in the same MULTI: calls in progress for the channel limit, same instant, no extra round trip.
-    const ticket = localCopy && replica.tracking?.beginRead(accountId);
     const read = replica.client.multi().role().hgetall(key).hlen(callsKey(accountId)).hmget(DATASET_KEY, ...DATASET_READ_FIELDS).exec();
     const reply = await Promise.race([read, timeout]);
     if (reply === 'timeout') {
@@ -141,7 +151,7 @@ async function readFrom(replica: Replica, accountId: string, key: string, timeou
     if (untrusted) return untrusted;
     if (Object.keys(fields).length === 0) return { outcome: 'absent', replica: replica.name };
     const found = foundIn(replica, accountId, fields, callsError ? undefined : calls, Date.now());
-    if (ticket) localCopy!.keep(found, replica, ticket);
+    if (copy) copy.localCopy.keep(found, replica, copy.ticket);
     return found;
   } catch (err) {
     if (err instanceof BadAccountValue) return unknown('bad-value', `${replica.name}: account ${accountId}: ${err.message}`);

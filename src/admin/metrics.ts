@@ -113,7 +113,7 @@ export class EdgeMetrics {
     });
     new Gauge({
       name: 'credit_edge_local_copy_entries',
-      help: 'Accounts held in the coherent local copy (some may be void until read again)',
+      help: 'Accounts held in the coherent local copy, found or absent (some may be void until read again)',
       registers,
       collect() {
         this.set(metrics.state?.localCopy()?.size ?? 0);

@@ -54,7 +54,9 @@ export function decide(input: DecisionInput, rules: Rules): Decision {
     return rejection('state-unknown', `account state unknown: ${lookup.cause}`, { source: 'none', because: lookup.cause, detail: lookup.detail }, rules);
   }
   // Absent: a found account is always on record.
-  return rejection('unknown-account', 'no such account', { source: 'replica', replica: lookup.replica }, rules);
+  const basis: Basis = { source: 'replica', replica: lookup.replica };
+  if (lookup.fromLocalCopy) basis.localCopy = true;
+  return rejection('unknown-account', 'no such account', basis, rules);
 }
 
 /**

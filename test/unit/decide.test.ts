@@ -83,6 +83,12 @@ describe('the decision table (brief: the response table)', () => {
     expect(d.basis).toEqual({ source: 'replica', replica: 'replica-2' });
   });
 
+  it('an absence answered by the local copy is the same 403, and its basis says local copy', () => {
+    const d = decide({ lookup: { outcome: 'absent', replica: 'replica-2', fromLocalCopy: true }, callsInProgress: idle }, rules);
+    expect(d).toMatchObject({ action: 'reject', verdict: 'unknown-account', status: 403, phrase: 'Forbidden' });
+    expect(d.basis).toEqual({ source: 'replica', replica: 'replica-2', localCopy: true });
+  });
+
   it.each(UNKNOWN_CAUSES)('answers 503 + Retry-After + Reason naming the cause when unknown (%s) and nothing is cached', (cause) => {
     const d = decide({ lookup: unknown(cause), callsInProgress: idle }, rules);
     expect(d).toMatchObject({ action: 'reject', verdict: 'state-unknown', status: 503, phrase: 'Service Unavailable', retryAfter: 5 });

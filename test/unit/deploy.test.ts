@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { EdgeMetrics } from '../../src/admin/metrics.js';
 import { ControllerMetrics } from '../../src/control/metrics.js';
+import { EDGE_NODE_FLAGS } from '../../bench/edge-process.js';
 
 /**
  * The packaging files that cannot run here (no Docker engine, no Grafana) are checked by reading;
@@ -71,6 +72,15 @@ describe('Dockerfile and systemd unit', () => {
     expect(text).toMatch(/^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
     expect(text).toMatch(/^ExecStartPre=.* check-config /m);
     expect(text).toMatch(/^User=credit-edge$/m);
+  });
+
+  it('production starts the edge with the Node flags the benchmark measures it with', () => {
+    expect(EDGE_NODE_FLAGS.length).toBeGreaterThan(0);
+    expect(read('deploy/systemd/credit-edge.service')).toMatch(/^ExecStart=\/usr\/bin\/node (.*) dist\/src\/cli\.js edge /m);
+    const unitFlags = /^ExecStart=\/usr\/bin\/node (.*) dist\/src\/cli\.js edge /m.exec(read('deploy/systemd/credit-edge.service'))![1]!.split(' ');
+    expect(unitFlags).toEqual(EDGE_NODE_FLAGS);
+    const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(read('Dockerfile'))![1]!) as string[];
+    expect(entrypoint).toEqual(['node', ...EDGE_NODE_FLAGS, 'dist/src/cli.js']);
   });
 
   it('controller unit: runs `controller`, checks the config first, secrets from an EnvironmentFile, no reload (the controller has no SIGHUP handler)', () => {
