@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCallPath, type CallPath } from '../../src/dev/call-path.js';
-import { freePort } from '../../src/dev/ports.js';
+import { freePortAhead } from '../../src/dev/ports.js';
 import { startTopology, type Topology } from '../../src/dev/topology.js';
 import { startEngine, type Engine } from '../../src/engine/index.js';
 import { silentLogger } from '../../src/log.js';
@@ -29,7 +29,7 @@ const call = () => runSipp({ scenario: 'edge-uac', vars: { HOLD: '50' }, remote:
 beforeAll(async () => {
   topology = await startTopology({ replicas: 1, sentinels: 0 });
   await topology.seedFile('config/demo-accounts.yaml');
-  [sipPort, controlPort] = [await freePort({ udp: true }), await freePort()];
+  [sipPort, controlPort] = [await freePortAhead({ udp: true }), await freePortAhead()];
   engine = await start();
   path = await startCallPath({ topology, logger: silentLogger, external: { control: { host: '127.0.0.1', port: controlPort, secret }, sipTarget: `127.0.0.1:${sipPort}` } });
 });
@@ -68,7 +68,7 @@ describe('SIP server restart under a call in progress', () => {
   beforeAll(async () => {
     t2 = await startTopology({ replicas: 1, sentinels: 1 });
     await t2.seed({ 'acct-one-channel': { enabled: true, balance: 100, rate: 0.01, max_channels: 1 } });
-    [sip2, control2] = [await freePort({ udp: true }), await freePort()];
+    [sip2, control2] = [await freePortAhead({ udp: true }), await freePortAhead()];
     engine2 = await start2();
     path2 = await startCallPath({ topology: t2, logger: silentLogger, external: { control: { host: '127.0.0.1', port: control2, secret }, sipTarget: `127.0.0.1:${sip2}` } });
   });

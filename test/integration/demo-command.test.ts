@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { runDemo, type DemoIO } from '../../src/dev/demo-command.js';
 import type { DemoPlaces } from '../../src/dev/demo-screen.js';
-import { freePort } from '../../src/dev/ports.js';
+import { freePortAhead } from '../../src/dev/ports.js';
 import { cli as runCli } from '../helpers/cli.js';
 
 /**
@@ -70,9 +70,11 @@ describe('credit-edge demo', () => {
   });
 
   it('with the SIP side: the answers table on the console, JSON logs in the file, and every printed command answers while it runs', async () => {
-    const sipPort = await freePort({ udp: true });
-    const admin = { host: '127.0.0.1', port: await freePort() };
-    const controllerAdmin = { host: '127.0.0.1', port: await freePort() };
+    // Fixed seconds before the demo binds them: below the ephemeral range, so no other process's
+    // bind(0) takes them meanwhile (a CI run failed with EADDRINUSE on one).
+    const sipPort = await freePortAhead({ udp: true });
+    const admin = { host: '127.0.0.1', port: await freePortAhead() };
+    const controllerAdmin = { host: '127.0.0.1', port: await freePortAhead() };
     let places: DemoPlaces | undefined;
     const results = new Map<string, { out: string; err: string }>();
     const fetched = new Map<string, string>();

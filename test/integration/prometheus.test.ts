@@ -7,7 +7,7 @@ import { parse, stringify } from 'yaml';
 import { placeDemoCalls } from '../../src/dev/demo-calls.js';
 import { startLocalSystem, type LocalSystem } from '../../src/dev/demo-system.js';
 import { onProcessExit } from '../../src/dev/exit-cleanup.js';
-import { freePort } from '../../src/dev/ports.js';
+import { freePortAhead } from '../../src/dev/ports.js';
 import { startTopology, type Topology } from '../../src/dev/topology.js';
 import { silentLogger } from '../../src/log.js';
 import { until } from '../helpers/controller.js';
@@ -54,9 +54,9 @@ beforeAll(async () => {
   system = await startLocalSystem({
     topology,
     dir,
-    sip: { host: '127.0.0.1', port: await freePort({ udp: true }) },
-    edgeAdmin: { host: '127.0.0.1', port: await freePort() },
-    controllerAdmin: { host: '127.0.0.1', port: await freePort() },
+    sip: { host: '127.0.0.1', port: await freePortAhead({ udp: true }) },
+    edgeAdmin: { host: '127.0.0.1', port: await freePortAhead() },
+    controllerAdmin: { host: '127.0.0.1', port: await freePortAhead() },
     logger: silentLogger,
   });
   // Decisions exist as series only once calls were decided.
@@ -75,7 +75,7 @@ beforeAll(async () => {
       ],
     }),
   );
-  const port = await freePort();
+  const port = await freePortAhead();
   api = `http://127.0.0.1:${port}/api/v1`;
   const log = fs.openSync(path.join(dir, 'prometheus.log'), 'w');
   prometheus = spawn(
