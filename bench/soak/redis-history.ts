@@ -1,6 +1,7 @@
 import { createConnection, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { AUDIT_STREAM } from '../../src/control/audit.js';
+import { askSentinels } from '../../src/control/master.js';
 import { CALLS_KEY_PREFIX, CALLS_INDEX_KEY } from '../../src/calls/records.js';
 import { EDGES_KEY, LAYOUT_KEY, TOTALS_PREFIX } from '../../src/calls/totals.js';
 import type { Topology } from '../../src/dev/topology.js';
@@ -53,19 +54,8 @@ export async function recordRedisHistory(topology: Topology, logger: Logger): Pr
     return asker;
   });
   const sampleSentinels = async () => {
-    const named = await Promise.all(
-      askers.map((a) =>
-        (a.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', topology.masterName) as Promise<[string, string] | null>).then(
-          (r) => (r ? `${r[0]}:${r[1]}` : undefined),
-          () => undefined,
-        ),
-      ),
-    );
-    const votes = new Map<string, number>();
-    for (const a of named) if (a) votes.set(a, (votes.get(a) ?? 0) + 1);
-    for (const [address, count] of votes) {
-      if (count > askers.length / 2 && sentinelMasters[sentinelMasters.length - 1]!.address !== address) sentinelMasters.push({ address, fromMs: Date.now() });
-    }
+    const { majority } = await askSentinels(askers, topology.masterName);
+    if (majority !== undefined && sentinelMasters[sentinelMasters.length - 1]!.address !== majority) sentinelMasters.push({ address: majority, fromMs: Date.now() });
   };
   const sentinelTimer = setInterval(() => void sampleSentinels(), 100);
   closers.push(() => {

@@ -85,18 +85,8 @@ export class FencedMaster {
 
   /** The master a majority of the configured Sentinels name now, or why there is none. */
   async sentinelMaster(): Promise<{ address: string } | { why: string }> {
-    const answers = await Promise.all(
-      this.sentinelClients.map((s) =>
-        (s.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.o.masterName) as Promise<[string, string] | null>).then(
-          (reply) => (reply ? `${reply[0]}:${reply[1]}` : undefined),
-          () => undefined,
-        ),
-      ),
-    );
-    const votes = new Map<string, number>();
-    for (const a of answers) if (a) votes.set(a, (votes.get(a) ?? 0) + 1);
-    const majority = Math.floor(this.sentinelClients.length / 2) + 1;
-    for (const [address, count] of votes) if (count >= majority) return { address };
+    const { majority, votes } = await askSentinels(this.sentinelClients, this.o.masterName);
+    if (majority !== undefined) return { address: majority };
     return { why: `no majority of ${this.sentinelClients.length} Sentinels names one master (${[...votes].map(([a, n]) => `${a}x${n}`).join(', ') || 'no answers'})` };
   }
 
@@ -178,4 +168,24 @@ export class FencedMaster {
     this.client.disconnect();
     for (const s of this.sentinelClients) s.disconnect();
   }
+}
+
+/**
+ * Asks every Sentinel which node is the master (`host:port`; unanswered counts as no vote): the
+ * node named by a majority of them, if any, and the tally.
+ */
+export async function askSentinels(sentinels: readonly Redis[], masterName: string): Promise<{ majority: string | undefined; votes: Map<string, number> }> {
+  const answers = await Promise.all(
+    sentinels.map((s) =>
+      (s.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName) as Promise<[string, string] | null>).then(
+        (reply) => (reply ? `${reply[0]}:${reply[1]}` : undefined),
+        () => undefined,
+      ),
+    ),
+  );
+  const votes = new Map<string, number>();
+  for (const a of answers) if (a) votes.set(a, (votes.get(a) ?? 0) + 1);
+  const needed = Math.floor(sentinels.length / 2) + 1;
+  const majority = [...votes].find(([, count]) => count >= needed)?.[0];
+  return { majority, votes };
 }
