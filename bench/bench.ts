@@ -41,6 +41,11 @@ export interface Summary {
   edge_rss_mb: number | null;
   /** CPU time (user + system, from /proc) of the edge process over the measured phase / calls, per mode. */
   edge_cpu_us_per_call: CpuPerCall;
+  /**
+   * The same over the warm-ups before the arms: a freshly started edge's first calls, which also
+   * pay for V8 compiling the hot paths and the heap growing. Null without a warm-up.
+   */
+  edge_cpu_us_per_call_warmup: CpuPerCall | null;
   /** The same for the SIP server process when it is ours (the embedded engine); null for an external one. */
   sip_server_cpu_us_per_call: CpuPerCall | null;
   sip_server: string;
@@ -93,6 +98,8 @@ export interface CapacityStep {
 interface Measured {
   result: ArmResult;
   judged: JudgedCall[];
+  /** The arm's warm-up: calls placed and the edge's CPU ms over them (undefined without one). */
+  warmup?: { calls: number; edgeMs: number | null };
 }
 
 export interface RunHooks {
@@ -183,7 +190,7 @@ async function runArms(rig: Rig, arms: Arm[], accounts: AccountSet, o: ResolvedO
   for (const arm of arms) {
     // A fresh edge per arm, so every arm starts from the same state (connections, empty cache).
     await rig.useEdge(arm.gated);
-    await warmup(rig, arm.gated, arm.cps, accounts, o, logger);
+    const warmed = await warmup(rig, arm.gated, arm.cps, accounts, o, logger);
     const result = await driveArm({
       rig,
       arm,
@@ -192,7 +199,7 @@ async function runArms(rig: Rig, arms: Arm[], accounts: AccountSet, o: ResolvedO
       ...(o.keepTraces && { keepTraceAs: path.join(runDir, `sipp-${arm.label}.log`) }),
     });
     const judged = judge(result.calls, accounts.classOf, arm.gated);
-    out.push({ result, judged });
+    out.push({ result, judged, ...(warmed && { warmup: { calls: warmed.sipp.successful + warmed.sipp.failed, edgeMs: warmed.cpu.edgeMs } }) });
     const f = figuresOf(pddsOf(judged));
     const c = countsOf(judged);
     note(`${arm.label} @${arm.cps} cps: ${c.calls} calls, p50 ${f?.p50 ?? '-'} ms, p99 ${f?.p99 ?? '-'} ms, failed ${c.failed_calls}, false 403 ${c.false_403}, unexpected 503 ${c.unexpected_503}, edge CPU ${perCall(result.cpu.edgeMs, c.calls) ?? '-'} µs/call`);
@@ -200,10 +207,10 @@ async function runArms(rig: Rig, arms: Arm[], accounts: AccountSet, o: ResolvedO
   return { arms: out };
 }
 
-async function warmup(rig: Rig, gated: boolean, cps: number, accounts: AccountSet, o: ResolvedOptions, logger: Logger): Promise<void> {
-  if (o.warmupS <= 0) return;
+async function warmup(rig: Rig, gated: boolean, cps: number, accounts: AccountSet, o: ResolvedOptions, logger: Logger): Promise<ArmResult | undefined> {
+  if (o.warmupS <= 0) return undefined;
   const arm: Arm = { label: 'warmup', gated, cps, durationS: o.warmupS, faults: [] };
-  await driveArm({ rig, arm, accounts: callSequence(accounts, cps * o.warmupS, 99), logger, warmup: true });
+  return driveArm({ rig, arm, accounts: callSequence(accounts, cps * o.warmupS, 99), logger, warmup: true });
 }
 
 async function runCapacity(rig: Rig, accounts: AccountSet, o: ResolvedOptions, logger: Logger, note: (l: string) => void): Promise<MeasuredRun> {
@@ -238,6 +245,17 @@ function perCall(cpuMs: number | null, calls: number): number | null {
 function cpuPerCallOf(arms: Measured[], which: 'edgeMs' | 'sipServerMs'): number | null {
   if (arms.length === 0 || arms.some((m) => m.result.cpu[which] === null)) return null;
   return perCall(arms.reduce((s, m) => s + m.result.cpu[which]!, 0), arms.reduce((s, m) => s + m.judged.length, 0));
+}
+
+/** Edge CPU per call over the arms' warm-ups, per mode; null when the arms had none. */
+function warmupCpuPerCall(arms: Measured[]): CpuPerCall | null {
+  if (!arms.some((m) => m.warmup)) return null;
+  const of = (gated: boolean): number | null => {
+    const warmups = arms.filter((m) => m.result.arm.gated === gated).map((m) => m.warmup);
+    if (warmups.length === 0 || warmups.some((w) => w?.edgeMs === null || w?.edgeMs === undefined)) return null;
+    return perCall(warmups.reduce((s, w) => s + w!.edgeMs!, 0), warmups.reduce((s, w) => s + w!.calls, 0));
+  };
+  return { gated: of(true), ungated: of(false) };
 }
 
 function cpuTopOf(profiles: { file: string; gated: boolean }[]): ReportInput['cpuTop'] {
@@ -288,6 +306,7 @@ function summarize(profile: Profile, o: ResolvedOptions, run: MeasuredRun, ctx: 
     unexpected_503: counts.unexpected_503,
     edge_rss_mb: run.arms.some((m) => m.result.edgeRssMb !== null) ? Math.max(...run.arms.map((m) => m.result.edgeRssMb ?? 0)) : null,
     edge_cpu_us_per_call: { gated: cpuPerCallOf(headline, 'edgeMs'), ungated: cpuPerCallOf(ungatedArms, 'edgeMs') },
+    edge_cpu_us_per_call_warmup: warmupCpuPerCall(run.arms),
     sip_server_cpu_us_per_call: run.arms.every((m) => m.result.cpu.sipServerMs === null) ? null : { gated: cpuPerCallOf(headline, 'sipServerMs'), ungated: cpuPerCallOf(ungatedArms, 'sipServerMs') },
     sip_server: ctx.sipServer,
     edge_process: EDGE_PROCESS,

@@ -332,6 +332,7 @@ function page(input: ReportInput, charts: { title: string; caption: string; svg:
     ['503 answered / no answer', `${s.answered_503} / ${s.no_answer}`],
     ['rejections from the stale cache', s.from_cache],
     ['edge CPU per call (µs), gated / ungated', `${s.edge_cpu_us_per_call.gated ?? '-'} / ${s.edge_cpu_us_per_call.ungated ?? '-'}`],
+    ['edge CPU per call during the warm-ups (µs), gated / ungated', s.edge_cpu_us_per_call_warmup ? `${s.edge_cpu_us_per_call_warmup.gated ?? '-'} / ${s.edge_cpu_us_per_call_warmup.ungated ?? '-'}` : 'no warm-up'],
     ['SIP server CPU per call (µs), gated / ungated', s.sip_server_cpu_us_per_call ? `${s.sip_server_cpu_us_per_call.gated ?? '-'} / ${s.sip_server_cpu_us_per_call.ungated ?? '-'}` : 'not ours (external)'],
     ['edge peak RSS (MB)', s.edge_rss_mb],
     ['outcomes', s.outcomes],

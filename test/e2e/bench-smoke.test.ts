@@ -42,6 +42,9 @@ describe('bench smoke profile', () => {
     // The edge ran in its own process, one per arm: CPU per call and peak RSS read from /proc.
     expect(summary.edge_cpu_us_per_call.gated).toBeGreaterThan(0);
     expect(summary.edge_cpu_us_per_call.ungated).toBeGreaterThan(0);
+    // ... and over the warm-ups before the arms (a fresh edge's first calls), reported beside them.
+    expect(summary.edge_cpu_us_per_call_warmup?.gated).toBeGreaterThan(0);
+    expect(summary.edge_cpu_us_per_call_warmup?.ungated).toBeGreaterThan(0);
     expect(summary.edge_rss_mb).toBeGreaterThan(0);
     // The embedded engine is ours (its CPU too); an external drachtio-server is not.
     if (process.env.DRACHTIO_HOST) expect(summary.sip_server_cpu_us_per_call).toBeNull();
