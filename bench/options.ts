@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { packageRoot } from '../src/dev/sipp.js';
-import { PROFILE_NAMES, type BenchOptions, type ProfileName } from './profiles.js';
+import { PROFILE_NAMES, PROFILES, type BenchOptions, type ProfileName } from './profiles.js';
 
 /**
  * The benchmark's command line, shared by `node dist/bench/run.js` (npm run bench) and
@@ -27,7 +27,7 @@ export function configureBenchCommand(cmd: Command): Command {
     .option('--minutes <m>', 'soak: minutes of calls and faults (default 30)', num)
     .option('--seed <n>', 'soak: the seed of the accounts, the calls, the faults and the operator actions (default 1)', num)
     .option('--round-ms <ms>', 'controller-scale: the controller round (default 1000, the product default)', num)
-    .addOption(new Option('--warmup <s>', 'seconds of unmeasured calls before each arm (0: none)').argParser(Number))
+    .addOption(new Option('--warmup <s>', `seconds of unmeasured calls before each arm (0: none; defaults: ${PROFILE_NAMES.map((p) => `${p} ${PROFILES[p].defaults.warmupS}`).join(', ')})`).argParser(Number))
     .option('--step <n>', 'capacity: rate step', num)
     .option('--max-cps <n>', 'capacity: last rate tried', num)
     .option('--p99-limit <ms>', 'capacity: p99 PDD limit', num)
