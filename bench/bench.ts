@@ -252,7 +252,7 @@ function warmupCpuPerCall(arms: Measured[]): CpuPerCall | null {
   if (!arms.some((m) => m.warmup)) return null;
   const of = (gated: boolean): number | null => {
     const warmups = arms.filter((m) => m.result.arm.gated === gated).map((m) => m.warmup);
-    if (warmups.length === 0 || warmups.some((w) => w?.edgeMs === null || w?.edgeMs === undefined)) return null;
+    if (warmups.length === 0 || warmups.some((w) => typeof w?.edgeMs !== 'number')) return null;
     return perCall(warmups.reduce((s, w) => s + w!.edgeMs!, 0), warmups.reduce((s, w) => s + w!.calls, 0));
   };
   return { gated: of(true), ungated: of(false) };
