@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accountKey } from '../../src/accounts/account.js';
-import { callsKey, callStartArgs, defineCallScripts, parseCallRecord } from '../../src/calls/records.js';
+import { callsKey, callStartArgs, defineCallScripts, edgeAliveKey, parseCallRecord } from '../../src/calls/records.js';
 import { startTopology } from '../../src/dev/topology.js';
 import { CallRecorder } from '../../src/edge/call-records.js';
 import { silentLogger } from '../../src/log.js';
@@ -66,10 +66,17 @@ describe('a write the master lost', () => {
     try {
       const client = defineCallScripts(lossy.topology.master.client);
       const key = callsKey('acct-lost-end');
-      const call = await startSipp({ scenario: 'edge-uac', vars: { HOLD: '1500' }, remote: lossy.path.sipTarget, injection: [['acct-lost-end']], service: 'callee', calls: 1 });
+      // The recorder must reach the master (its liveness key) before the call: on a loaded machine
+      // it can take seconds, and a start and end written together leave no record to see.
+      const { instance } = lossy.path.edge.records!;
+      await until("the edge's recorder on the master", 15_000, async () => {
+        const alive = await client.keys(edgeAliveKey('*'));
+        return alive.length > 0 && (await client.mget(...alive)).includes(instance);
+      });
+      const call = await startSipp({ scenario: 'edge-uac', vars: { HOLD: '3000' }, remote: lossy.path.sipTarget, injection: [['acct-lost-end']], service: 'callee', calls: 1 });
       let raw: string | undefined;
-      await until('the call recorded', 5000, async () => (raw = Object.values(await client.hgetall(key))[0]) !== undefined);
-      assertSippRan(await call.done, 'one call of 1.5 s');
+      await until('the call recorded', 10_000, async () => (raw = Object.values(await client.hgetall(key))[0]) !== undefined);
+      assertSippRan(await call.done, 'one call of 3 s');
       await until('the call ended on the master', 5000, async () => (await client.hlen(key)) === 0);
       const debited = Number(await client.hget(accountKey('acct-lost-end'), 'balance'));
       expect(debited).toBeLessThan(100);
