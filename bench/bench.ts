@@ -241,20 +241,21 @@ function perCall(cpuMs: number | null, calls: number): number | null {
   return cpuMs === null || calls === 0 ? null : Math.round((cpuMs * 1000) / calls);
 }
 
-/** CPU per call of a set of arms: their CPU added up over their calls added up (null if any is unknown). */
+/** CPU per call over parts (arms, warm-ups): their CPU added up over their calls added up (null if any CPU is unknown). */
+function cpuPerCallOver(parts: { cpuMs: number | null | undefined; calls: number }[]): number | null {
+  if (parts.length === 0 || parts.some((p) => typeof p.cpuMs !== 'number')) return null;
+  return perCall(parts.reduce((s, p) => s + p.cpuMs!, 0), parts.reduce((s, p) => s + p.calls, 0));
+}
+
+/** CPU per call of a set of arms. */
 function cpuPerCallOf(arms: Measured[], which: 'edgeMs' | 'sipServerMs'): number | null {
-  if (arms.length === 0 || arms.some((m) => m.result.cpu[which] === null)) return null;
-  return perCall(arms.reduce((s, m) => s + m.result.cpu[which]!, 0), arms.reduce((s, m) => s + m.judged.length, 0));
+  return cpuPerCallOver(arms.map((m) => ({ cpuMs: m.result.cpu[which], calls: m.judged.length })));
 }
 
 /** Edge CPU per call over the arms' warm-ups, per mode; null when the arms had none. */
 function warmupCpuPerCall(arms: Measured[]): CpuPerCall | null {
   if (!arms.some((m) => m.warmup)) return null;
-  const of = (gated: boolean): number | null => {
-    const warmups = arms.filter((m) => m.result.arm.gated === gated).map((m) => m.warmup);
-    if (warmups.length === 0 || warmups.some((w) => typeof w?.edgeMs !== 'number')) return null;
-    return perCall(warmups.reduce((s, w) => s + w!.edgeMs!, 0), warmups.reduce((s, w) => s + w!.calls, 0));
-  };
+  const of = (gated: boolean) => cpuPerCallOver(arms.filter((m) => m.result.arm.gated === gated).map((m) => ({ cpuMs: m.warmup?.edgeMs, calls: m.warmup?.calls ?? 0 })));
   return { gated: of(true), ungated: of(false) };
 }
 

@@ -5,9 +5,10 @@ import { waitReady } from './edge-admin.js';
 
 /**
  * The edge under measurement, run as production runs it: `node EDGE_NODE_FLAGS dist/src/cli.js
- * edge --config FILE` (`credit-edge edge`) in its own Node process (the embedded engine disabled in that file), logging pino JSON at info to
- * edge.log in the run directory, its admin API on a free loopback port. With `cpuProfile`, Node's
- * --cpu-prof writes a .cpuprofile into the run directory when the process exits.
+ * edge --config FILE` (`credit-edge edge`) in its own Node process (the embedded engine disabled
+ * in that file), logging pino JSON at info to edge.log in the run directory, its admin API on a
+ * free loopback port. With `cpuProfile`, Node's --cpu-prof writes a .cpuprofile into the run
+ * directory when the process exits.
  */
 
 /**

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { RedisNode } from '../../src/dev/topology.js';
 import type { Logger } from '../../src/log.js';
 import { LEASE_KEY } from '../../src/control/lease.js';
+import { EMPTY_MASTER_REFUSED } from '../../src/admin/dataset-command.js';
 import type { EdgeRestart, FaultWindow } from './history.js';
 import type { Operator } from './operator.js';
 import type { PlannedFault } from './schedule.js';
@@ -212,7 +213,7 @@ export class Nemesis {
       w.marks.push({ label: attempt === 1 ? 'accounts re-provisioned' : `accounts re-provisioned (attempt ${attempt})`, atMs: Date.now() });
       const init = await this.operator.datasetInit();
       if (init.ok) break;
-      if (attempt >= REPROVISION_ATTEMPTS || !init.output.includes('holds no account')) throw new Error(`dataset init: ${init.output}`);
+      if (attempt >= REPROVISION_ATTEMPTS || !init.output.includes(EMPTY_MASTER_REFUSED)) throw new Error(`dataset init: ${init.output}`);
       await sleep(2000);
     }
     w.marks.push({ label: 'dataset declared', atMs: Date.now() });

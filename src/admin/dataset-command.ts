@@ -54,13 +54,16 @@ async function changeMarker(
   return { marker: await master.client.hgetall(DATASET_KEY), address: result.address };
 }
 
+/** How `dataset init` refuses a master without accounts (tools that drive the CLI match it). */
+export const EMPTY_MASTER_REFUSED = 'refused: the master holds no account';
+
 export async function initDataset(master: FencedMaster, options: { force?: boolean } = {}): Promise<string> {
   const accounts = await countAccounts(master);
   const { marker, address } = await changeMarker(master, (current) => {
     if (current.id) throw new Error(`dataset ${current.id} is already declared (created ${describeTime(current.created_at)} by ${current.created_by}); nothing changed`);
     if (accounts === 0 && !options.force) {
       throw new Error(
-        'refused: the master holds no account. Declaring an empty dataset is the mistake the marker exists to catch (a master that lost its data). Restore or provision the accounts first; --force only for a deployment that starts empty on purpose',
+        `${EMPTY_MASTER_REFUSED}. Declaring an empty dataset is the mistake the marker exists to catch (a master that lost its data). Restore or provision the accounts first; --force only for a deployment that starts empty on purpose`,
       );
     }
     return { action: 'dataset-init', reason: `dataset declared with ${accounts} account(s)`, script: CREATE_DATASET_LUA, args: [randomUUID(), operatorName(), String(accounts)] };

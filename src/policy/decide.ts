@@ -1,5 +1,5 @@
 import type { Account } from '../accounts/account.js';
-import type { CachedAccount, Lookup, UnknownCause } from '../accounts/lookup.js';
+import type { Absent, CachedAccount, Found, Lookup, UnknownCause } from '../accounts/lookup.js';
 import type { Rules, Verdict } from './rules.js';
 
 /**
@@ -54,9 +54,12 @@ export function decide(input: DecisionInput, rules: Rules): Decision {
     return rejection('state-unknown', `account state unknown: ${lookup.cause}`, { source: 'none', because: lookup.cause, detail: lookup.detail }, rules);
   }
   // Absent: a found account is always on record.
-  const basis: Basis = { source: 'replica', replica: lookup.replica };
-  if (lookup.fromLocalCopy) basis.localCopy = true;
-  return rejection('unknown-account', 'no such account', basis, rules);
+  return rejection('unknown-account', 'no such account', replicaBasis(lookup), rules);
+}
+
+/** A replica's current answer (read now, or held by the local copy) as a decision's basis. */
+function replicaBasis(lookup: Found | Absent): Basis {
+  return lookup.fromLocalCopy ? { source: 'replica', replica: lookup.replica, localCopy: true } : { source: 'replica', replica: lookup.replica };
 }
 
 /**
@@ -65,11 +68,7 @@ export function decide(input: DecisionInput, rules: Rules): Decision {
  */
 export function accountOnRecord(input: Pick<DecisionInput, 'lookup' | 'cached'>, rules: Rules): { account: Account; basis: Basis } | undefined {
   const { lookup, cached } = input;
-  if (lookup.outcome === 'found') {
-    const basis: Basis = { source: 'replica', replica: lookup.replica };
-    if (lookup.fromLocalCopy) basis.localCopy = true;
-    return { account: lookup.account, basis };
-  }
+  if (lookup.outcome === 'found') return { account: lookup.account, basis: replicaBasis(lookup) };
   if (lookup.outcome === 'unknown' && cached && cached.ageMs <= rules.maxStaleMs) {
     return { account: cached.account, basis: { source: 'cache', replica: cached.replica, ageMs: cached.ageMs, because: lookup.cause } };
   }
