@@ -8,10 +8,10 @@ FROM node:${NODE_VERSION}-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
-COPY tsconfig.json ./
+COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-# tsconfig also names bench/ and test/; only src/ is copied, so only the product is compiled.
-RUN npx tsc -p tsconfig.json
+# The product alone: tsconfig.build.json leaves out src/dev (the development kit: credit-edge-dev).
+RUN npx tsc -p tsconfig.build.json
 
 # 2. Production dependencies only.
 FROM node:${NODE_VERSION}-bookworm-slim AS deps

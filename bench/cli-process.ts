@@ -7,7 +7,7 @@ import { packageRoot } from '../src/dev/sipp.js';
 
 /**
  * A `credit-edge` command run as its own Node process, as in production (`node dist/src/cli.js
- * edge|engine ...`), for the benchmark. Its stdout and stderr go to files (never pipes, so the
+ * edge ...`, or `node dist/src/dev/cli.js engine ...`), for the benchmark. Its stdout and stderr go to files (never pipes, so the
  * runner's event loop never throttles its logging); stop() ends it by PID (SIGTERM, SIGKILL after
  * a grace), and a process 'exit' hook kills it if the runner dies first.
  */
@@ -28,9 +28,12 @@ export interface CliProcess {
   kill(): Promise<void>;
 }
 
-/** The built CLI; the benchmark runs what `npm run build` produced (npm run bench builds first). */
-export function builtCli(): string {
-  const cli = path.join(packageRoot(), 'dist', 'src', 'cli.js');
+/**
+ * The built CLI; the benchmark runs what `npm run build` produced (npm run bench builds first):
+ * `credit-edge` (the product), or with `dev` `credit-edge-dev` (its development kit: the engine).
+ */
+export function builtCli(dev = false): string {
+  const cli = path.join(packageRoot(), 'dist', 'src', ...(dev ? ['dev', 'cli.js'] : ['cli.js']));
   if (!existsSync(cli)) throw new Error(`${cli} does not exist: run \`npm run build\` first`);
   return cli;
 }
@@ -42,7 +45,7 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   return { ...env, ...extra };
 }
 
-export function startCli(o: { name: string; args: string[]; nodeFlags?: string[]; stdoutFile: string; stderrFile: string; env?: Record<string, string> }): CliProcess {
+export function startCli(o: { name: string; args: string[]; dev?: boolean; nodeFlags?: string[]; stdoutFile: string; stderrFile: string; env?: Record<string, string> }): CliProcess {
   const size = (file: string) => (existsSync(file) ? statSync(file).size : 0);
   // The files are appended to (one edge per arm): only what this process wrote counts.
   const from = { out: size(o.stdoutFile), err: size(o.stderrFile) };
@@ -50,7 +53,7 @@ export function startCli(o: { name: string; args: string[]; nodeFlags?: string[]
   const err = o.stderrFile === o.stdoutFile ? out : openSync(o.stderrFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [...(o.nodeFlags ?? []), builtCli(), ...o.args], {
+    child = spawn(process.execPath, [...(o.nodeFlags ?? []), builtCli(o.dev), ...o.args], {
       stdio: ['ignore', out, err],
       // Its own process group: a Ctrl-C reaches the runner, which then stops it in order.
       detached: true,

@@ -3,7 +3,7 @@ import { configureBenchCommand, runFromCli } from './options.js';
 import type { ProfileName } from './profiles.js';
 
 /**
- * `credit-edge bench PROFILE [options]`: the same runner as `npm run bench`. The reporting
+ * `credit-edge-dev bench PROFILE [options]`: the same runner as `npm run bench`. The reporting
  * libraries (devDependencies) load only when the command runs.
  */
 export function registerBenchCommand(program: Command): void {

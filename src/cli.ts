@@ -1,10 +1,6 @@
 #!/usr/bin/env node
+import { runCli } from './cli-main.js';
 import { createProgram } from './program.js';
 
 /** The `credit-edge` executable (package.json bin; `npm link` puts it on the PATH). */
-createProgram()
-  .parseAsync(process.argv)
-  .catch((err: unknown) => {
-    process.stderr.write(`credit-edge: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
-  });
+runCli(createProgram());

@@ -11,7 +11,7 @@ import { startEdgeProcess, type EdgeProcess } from '../edge-process.js';
 
 /**
  * The system as deployed, each part in its own process: a Redis master, two replicas and three
- * Sentinels; the SIP server (the embedded engine as `credit-edge engine`, or an external
+ * Sentinels; the SIP server (the embedded engine as `credit-edge-dev engine`, or an external
  * drachtio-server named by DRACHTIO_*); two edges (`credit-edge edge`) sharing the replicas and
  * the master, each routing to its own carrier (a SIPp UAS), so the carrier that answered a call
  * names the edge that routed it; the credit controller and a standby (`credit-edge controller`).
@@ -41,7 +41,7 @@ export interface SoakController {
 }
 
 export interface SoakSipServer {
-  kind: 'embedded engine (credit-edge engine)' | 'external drachtio-server';
+  kind: 'embedded engine (credit-edge-dev engine)' | 'external drachtio-server';
   sipTarget: string;
   /** False for an external drachtio-server: not ours to restart. */
   restartable: boolean;
@@ -192,7 +192,7 @@ async function startSipServer(runDir: string): Promise<{ server: SoakSipServer; 
   const log = path.join(runDir, 'engine.log');
   const launch = async (sip: string, control: string) => {
     // The secret through the environment, not the command line (visible in ps).
-    const engine = startCli({ name: 'engine', args: ['engine', '--sip', sip, '--control', control], stdoutFile: log, stderrFile: log, env: { DRACHTIO_SECRET: secret } });
+    const engine = startCli({ name: 'engine', dev: true, args: ['engine', '--sip', sip, '--control', control], stdoutFile: log, stderrFile: log, env: { DRACHTIO_SECRET: secret } });
     try {
       const m = await engine.waitForOutput(/^engine: sip (\S+):(\d+) \(udp\+tcp\), control port (\d+)$/m, 15_000);
       return { engine, sip: `${m[1]}:${m[2]}`, controlPort: Number(m[3]) };
@@ -205,7 +205,7 @@ async function startSipServer(runDir: string): Promise<{ server: SoakSipServer; 
   const { sip, controlPort } = running;
   return {
     server: {
-      kind: 'embedded engine (credit-edge engine)',
+      kind: 'embedded engine (credit-edge-dev engine)',
       sipTarget: sip,
       restartable: true,
       async restart(downMs) {

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { isMap, isNode, LineCounter, parse as parseYamlValue, parseDocument, type Document } from 'yaml';
+import { productionProblems } from './production.js';
 import { configSchema, type Config } from './schema.js';
 
 export const DEFAULT_CONFIG_FILE = 'config/credit-edge.yaml';
@@ -20,6 +21,9 @@ export class ConfigError extends Error {
  * Environment variables override single keys: `CREDIT_EDGE_` + the key path in upper case with
  * `__` between levels, e.g. `CREDIT_EDGE_ADMIN__LISTEN=0.0.0.0:8080`,
  * `CREDIT_EDGE_LOOKUP__HEDGE_DELAY_MS=5`. Values are read as YAML (numbers, booleans, lists).
+ *
+ * With `NODE_ENV=production` (the image and the systemd units set it), development conveniences
+ * are refused (src/config/production.ts).
  */
 export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env): { config: Config; file?: string } {
   const path = file ?? (fs.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
@@ -44,24 +48,26 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     throw new ConfigError([`${file}:1: the config must be a mapping of keys`]);
   }
   const fromEnv = applyEnvOverrides(data as Record<string, unknown>, env);
+  const where = (path: string[], key?: string) => fromEnv.get([...path, ...(key === undefined ? [] : [key])].join('.')) ?? `${file}:${lineOf(doc, lines, path, key)}`;
   const result = configSchema.safeParse(data);
-  if (result.success) return result.data;
-
-  throw new ConfigError(
-    result.error.issues.map((issue) => {
-      const path = issue.path.map(String);
-      const keys = issue.code === 'unrecognized_keys' ? issue.keys : [undefined];
-      return keys
-        .map((key) => {
-          const full = key === undefined ? path : [...path, key];
-          const envName = fromEnv.get(full.join('.'));
-          const where = envName ?? `${file}:${lineOf(doc, lines, path, key)}`;
-          const message = key === undefined ? issue.message : 'unknown key';
-          return `${where}: ${full.join('.') || '(top)'}: ${message}`;
-        })
-        .join('\n  ');
-    }),
-  );
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((issue) => {
+        const path = issue.path.map(String);
+        const keys = issue.code === 'unrecognized_keys' ? issue.keys : [undefined];
+        return keys
+          .map((key) => `${where(path, key)}: ${(key === undefined ? path : [...path, key]).join('.') || '(top)'}: ${key === undefined ? issue.message : 'unknown key'}`)
+          .join('\n  ');
+      }),
+    );
+  }
+  if (env.NODE_ENV === 'production') {
+    const refused = productionProblems(result.data);
+    const located = ({ path, message }: { path: string[]; message: string }) =>
+      doc.hasIn(path) || fromEnv.has(path.join('.')) ? `${where(path.slice(0, -1), path.at(-1))}: ${path.join('.')}: ${message}` : `${file}: ${path.join('.')} (not set: the default): ${message}`;
+    if (refused.length > 0) throw new ConfigError(refused.map(located));
+  }
+  return result.data;
 }
 
 /** Sets each CREDIT_EDGE_* variable's value at its key path; returns path -> variable name. */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DEFAULT_REJECTIONS, type Rejection, type Verdict } from '../policy/rules.js';
 import { splitHostPort } from './host-port.js';
+import { WELL_KNOWN_SIP_SECRET } from './production.js';
 
 /**
  * The operator's config file, as a schema: every key, its type, its default. Unknown keys are
@@ -36,7 +37,7 @@ export const configSchema = z.strictObject({
   /** The SIP server the app drives: the embedded engine or a drachtio-server. */
   sip: z
     .strictObject({
-      server: z.strictObject({ host: z.string().default('127.0.0.1'), port: port.default(9022), secret: z.string().min(1).default('cymru') }).prefault({}),
+      server: z.strictObject({ host: z.string().default('127.0.0.1'), port: port.default(9022), secret: z.string().min(1).default(WELL_KNOWN_SIP_SECRET) }).prefault({}),
       /** Starts the embedded engine in-process (development); off when a drachtio-server runs. */
       embedded_engine: z
         .strictObject({ enabled: z.boolean().default(true), listen: hostPort.default('127.0.0.1:5060') })

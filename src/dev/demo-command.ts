@@ -13,7 +13,7 @@ import { packageRoot, scenarioPath } from './sipp.js';
 import { startTopology, type Topology } from './topology.js';
 
 /**
- * `credit-edge demo`: the whole product on 127.0.0.1, run as production runs it: a Redis topology
+ * `credit-edge-dev demo`: the whole product on 127.0.0.1, run as production runs it: a Redis topology
  * (master, replicas, Sentinels) seeded with the demo accounts; a config file written for it; the
  * edge (with the embedded SIP engine) and the credit controller started from that file, each with
  * its admin API and /metrics; a SIPp UAS as the carrier. It places one call per demo account, then

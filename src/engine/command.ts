@@ -4,7 +4,7 @@ import { startEngine } from './index.js';
 import { parseHostPort } from '../config/host-port.js';
 
 /**
- * `credit-edge engine`: runs the embedded SIP engine on its own, for the demo, SIPp load tests and
+ * `credit-edge-dev engine`: runs the embedded SIP engine on its own, for the demo, SIPp load tests and
  * apps started separately. A development engine: production runs drachtio-server.
  */
 

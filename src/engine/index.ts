@@ -1,5 +1,5 @@
 import { silentLogger, type Logger } from '../log.js';
-import { freePort } from '../dev/ports.js';
+import { freePort } from './free-port.js';
 import { Cdrs } from './cdr.js';
 import { ControlServer } from './control.js';
 import { EngineCore } from './core.js';

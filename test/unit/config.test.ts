@@ -58,3 +58,32 @@ describe('the config file', () => {
     expect(() => loadConfig('config/no-such-file.yaml', {})).toThrow(/config\/no-such-file\.yaml: cannot read/);
   });
 });
+
+describe('production mode (NODE_ENV=production, as the image and the systemd units set it)', () => {
+  const production = { NODE_ENV: 'production' };
+  const ready = ['sip:', '  server: { host: 10.0.0.5, secret: s3cret-of-ours }', '  embedded_engine: { enabled: false }'].join('\n');
+
+  it('refuses the embedded engine and the well-known secret left at their defaults, naming each key', () => {
+    expect(problems('node_id: edge-1', production)).toEqual([
+      expect.stringMatching(/^edge\.yaml: sip\.embedded_engine\.enabled \(not set: the default\): the embedded SIP engine is for development/),
+      expect.stringMatching(/^edge\.yaml: sip\.server\.secret \(not set: the default\): the well-known default secret "cymru" is refused/),
+    ]);
+  });
+
+  it('refuses them written in the file, at their lines, and names the variable that set one', () => {
+    const text = ['sip:', '  server:', '    secret: cymru', '  embedded_engine:', '    enabled: true'].join('\n');
+    expect(problems(text, production)).toEqual([expect.stringMatching(/^edge\.yaml:5: sip\.embedded_engine\.enabled: /), expect.stringMatching(/^edge\.yaml:3: sip\.server\.secret: /)]);
+    expect(problems(ready, { ...production, CREDIT_EDGE_SIP__SERVER__SECRET: 'cymru' })).toEqual([expect.stringMatching(/^env CREDIT_EDGE_SIP__SERVER__SECRET: sip\.server\.secret: /)]);
+  });
+
+  it('accepts a config that names its SIP server and secret, from the file or the environment', () => {
+    expect(parseConfig(ready, 'edge.yaml', production).sip.server.secret).toBe('s3cret-of-ours');
+    const fromEnv = { ...production, CREDIT_EDGE_SIP__SERVER__SECRET: 'from-env', CREDIT_EDGE_SIP__EMBEDDED_ENGINE__ENABLED: 'false' };
+    expect(loadConfig('config/credit-edge.example.yaml', fromEnv).config.sip.server.secret).toBe('from-env');
+  });
+
+  it('keeps the conveniences of development and tests', () => {
+    expect(parseConfig('', 'edge.yaml', { NODE_ENV: 'development' }).sip.embedded_engine.enabled).toBe(true);
+    expect(parseConfig('', 'edge.yaml', {}).sip.server.secret).toBe('cymru');
+  });
+});

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { EdgeMetrics } from '../../src/admin/metrics.js';
 import { ControllerMetrics } from '../../src/control/metrics.js';
-import { EDGE_NODE_FLAGS } from '../../bench/edge-process.js';
+import { EDGE_NODE_FLAGS } from '../../src/edge/node-flags.js';
 
 /**
  * The packaging files that cannot run here (no Docker engine, no Grafana) are checked by reading;
