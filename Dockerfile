@@ -13,11 +13,11 @@ COPY src ./src
 # The product alone: tsconfig.build.json leaves out src/dev (the development kit: credit-edge-dev).
 RUN npx tsc -p tsconfig.build.json
 
-# 2. Production dependencies only.
+# 2. Production dependencies only (npm's cache stays in this stage: only node_modules is copied on).
 FROM node:${NODE_VERSION}-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts
 
 # 3. Runtime: compiled code + production node_modules, as the unprivileged `node` user.
 FROM node:${NODE_VERSION}-bookworm-slim

@@ -45,7 +45,21 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   return { ...env, ...extra };
 }
 
-export function startCli(o: { name: string; args: string[]; dev?: boolean; nodeFlags?: string[]; stdoutFile: string; stderrFile: string; env?: Record<string, string> }): CliProcess {
+export interface CliOptions {
+  name: string;
+  args: string[];
+  /** Run credit-edge-dev (the development kit) instead of credit-edge. */
+  dev?: boolean;
+  /** Another build of the CLI to run (its path relative to `cwd`), e.g. an image's layout. */
+  script?: string;
+  cwd?: string;
+  nodeFlags?: string[];
+  stdoutFile: string;
+  stderrFile: string;
+  env?: Record<string, string>;
+}
+
+export function startCli(o: CliOptions): CliProcess {
   const size = (file: string) => (existsSync(file) ? statSync(file).size : 0);
   // The files are appended to (one edge per arm): only what this process wrote counts.
   const from = { out: size(o.stdoutFile), err: size(o.stderrFile) };
@@ -53,8 +67,9 @@ export function startCli(o: { name: string; args: string[]; dev?: boolean; nodeF
   const err = o.stderrFile === o.stdoutFile ? out : openSync(o.stderrFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [...(o.nodeFlags ?? []), builtCli(o.dev), ...o.args], {
+    child = spawn(process.execPath, [...(o.nodeFlags ?? []), o.script ?? builtCli(o.dev), ...o.args], {
       stdio: ['ignore', out, err],
+      ...(o.cwd !== undefined && { cwd: o.cwd }),
       // Its own process group: a Ctrl-C reaches the runner, which then stops it in order.
       detached: true,
       env: childEnv(o.env ?? {}),
