@@ -1,9 +1,9 @@
 import { Redis } from 'ioredis';
-import { accountKey } from '../src/accounts/account.js';
 import { callEndArgs, callStartArgs, defineCallScripts, type CallRecord } from '../src/calls/records.js';
 import { parseInfo } from '../src/dev/redis-wire.js';
 import { startTopology } from '../src/dev/topology.js';
 import { silentLogger } from '../src/log.js';
+import { accountKey } from '../src/redis/keys.js';
 
 /**
  * What one call event costs the master: the edge sends one command per event (EVALSHA of the call

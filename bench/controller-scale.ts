@@ -4,19 +4,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { accountKey } from '../src/accounts/account.js';
-import { CREATE_DATASET_LUA, DATASET_KEY } from '../src/accounts/dataset.js';
-import { callEndArgs, callStartArgs, defineCallScripts, edgeAliveKey, type CallRecord, type CallScripts } from '../src/calls/records.js';
-import { LAYOUT_KEY, LAYOUT_VERSION, reindexKeysArgs } from '../src/calls/totals.js';
+import { CREATE_DATASET_LUA } from '../src/accounts/dataset.js';
+import { callEndArgs, callStartArgs, defineCallScripts, type CallRecord, type CallScripts } from '../src/calls/records.js';
+import { reindexKeysArgs } from '../src/calls/totals.js';
 import { parseConfig } from '../src/config/load.js';
-import { AUDIT_STREAM } from '../src/control/audit.js';
 import type { RoundReport } from '../src/control/controller.js';
-import { BLOCKED_INDEX_KEY } from '../src/control/reads.js';
 import { startController, type RunningController } from '../src/control/start.js';
 import { parseInfo } from '../src/dev/redis-wire.js';
 import { startTopology, type Topology } from '../src/dev/topology.js';
 import type { Logger } from '../src/log.js';
 import { prng } from './accounts.js';
+import { accountKey, AUDIT_STREAM, BLOCKED_INDEX_KEY, DATASET_KEY, edgeAliveKey, LAYOUT_KEY, LAYOUT_VERSION } from '../src/redis/keys.js';
 
 /**
  * `npm run bench -- controller-scale --accounts N --calls M`: the credit controller at carrier

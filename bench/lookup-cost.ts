@@ -1,9 +1,10 @@
 import { ReplicaPool } from '../src/accounts/replica-pool.js';
-import { DATASET_KEY, DATASET_READ_FIELDS } from '../src/accounts/dataset.js';
+import { DATASET_READ_FIELDS } from '../src/accounts/dataset.js';
 import { DatasetWatch } from '../src/accounts/dataset-watch.js';
 import { AccountReader } from '../src/accounts/reader.js';
 import { startTopology } from '../src/dev/topology.js';
 import { silentLogger } from '../src/log.js';
+import { DATASET_KEY } from '../src/redis/keys.js';
 
 /**
  * What one account lookup costs, against the floor: sequential round trips to one local replica

@@ -1,12 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { accountKey } from '../src/accounts/account.js';
-import { DATASET_KEY } from '../src/accounts/dataset.js';
 import { connectMaster } from '../src/admin/account-command.js';
 import { initDataset } from '../src/admin/dataset-command.js';
 import { parseConfig } from '../src/config/load.js';
 import { runSipp } from '../src/dev/sipp.js';
 import type { Topology } from '../src/dev/topology.js';
 import { metricSum, readDataset } from './edge-admin.js';
+import { accountKey, DATASET_KEY } from '../src/redis/keys.js';
 
 /**
  * The benchmark profiles: what load, for how long, with which faults, and in which arms (gating

@@ -1,4 +1,3 @@
-import { accountKey } from '../src/accounts/account.js';
 import { DatasetWatch } from '../src/accounts/dataset-watch.js';
 import { LocalCopy } from '../src/accounts/local-copy.js';
 import { AccountReader } from '../src/accounts/reader.js';
@@ -6,6 +5,7 @@ import { ReplicaPool } from '../src/accounts/replica-pool.js';
 import { startTopology, type RedisNode } from '../src/dev/topology.js';
 import { silentLogger } from '../src/log.js';
 import { figuresOf } from './stats.js';
+import { accountKey } from '../src/redis/keys.js';
 
 /**
  * How fast a change on the master decides the next call on every edge, with the local copy on:

@@ -1,12 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RedisNode } from '../../src/dev/topology.js';
 import type { Logger } from '../../src/log.js';
-import { LEASE_KEY } from '../../src/control/lease.js';
 import { EMPTY_MASTER_REFUSED } from '../../src/admin/dataset-command.js';
 import type { EdgeRestart, FaultWindow } from './history.js';
 import type { Operator } from './operator.js';
 import type { PlannedFault } from './schedule.js';
 import type { SoakSystem } from './system.js';
+import { LEASE_KEY } from '../../src/redis/keys.js';
 
 /**
  * The nemesis: runs the planned faults against the running system. Each fault takes the parts it

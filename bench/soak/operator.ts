@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { writeFileSync, readFileSync } from 'node:fs';
-import { accountKey, encodeAccount } from '../../src/accounts/account.js';
+import { encodeAccount } from '../../src/accounts/account.js';
 import { reindexArgs } from '../../src/calls/totals.js';
 import type { Topology } from '../../src/dev/topology.js';
 import type { Logger } from '../../src/log.js';
@@ -9,6 +9,7 @@ import type { OperatorAction, OperatorActionKind, RecordedAccount } from './hist
 import { accountInput, type Population } from './population.js';
 import type { PlannedAction } from './schedule.js';
 import type { SoakSystem } from './system.js';
+import { accountKey } from '../../src/redis/keys.js';
 
 /**
  * The people and systems around the product, as the soak plays them:

@@ -1,12 +1,10 @@
 import { createConnection, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
-import { AUDIT_STREAM } from '../../src/control/audit.js';
 import { askSentinels } from '../../src/control/master.js';
-import { CALLS_KEY_PREFIX, CALLS_INDEX_KEY } from '../../src/calls/records.js';
-import { EDGES_KEY, LAYOUT_KEY, TOTALS_PREFIX } from '../../src/calls/totals.js';
 import type { Topology } from '../../src/dev/topology.js';
 import type { Logger } from '../../src/log.js';
 import type { AuditRecord, ControllerWrite, FinalRecords, MasterEpoch } from './history.js';
+import { accountOfKey, AUDIT_STREAM, CALLS_KEY_PREFIX, TOTALS_PREFIX } from '../../src/redis/keys.js';
 
 /**
  * The Redis side of the soak's history, recorded from outside the product while it runs:
@@ -177,11 +175,11 @@ export async function recordRedisHistory(topology: Topology, logger: Logger): Pr
       await readAudit().catch((err: unknown) => logger.warn({ err }, 'soak: last audit read failed'));
       const leaked: FinalRecords['leaked'] = [];
       const ghosts: FinalRecords['ghosts'] = [];
-      const special = new Set([CALLS_INDEX_KEY, EDGES_KEY, LAYOUT_KEY]);
       const counts = new Map<string, number>();
       for (const key of await scanAll(master, `${CALLS_KEY_PREFIX}*`)) {
-        if (special.has(key) || (await master.type(key)) !== 'hash') continue;
-        const account = key.slice(CALLS_KEY_PREFIX.length);
+        // The shared keys under the same prefix (indexes, per-edge lists) belong to no account.
+        const account = accountOfKey(key)?.id;
+        if (account === undefined || (await master.type(key)) !== 'hash') continue;
         const callIds = await master.hkeys(key);
         counts.set(account, callIds.length);
         for (const callId of callIds) leaked.push({ account, callId });

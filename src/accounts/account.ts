@@ -35,15 +35,8 @@ export interface Account {
   sipPassword?: string;
 }
 
-export const ACCOUNT_KEY_PREFIX = 'account:';
 export const DEFAULT_ROUTE_GROUP = 'default';
 
-export function accountKey(id: string): string {
-  return ACCOUNT_KEY_PREFIX + id;
-}
-
-/** Account ids are what operators type and what goes into keys: keep them plain. */
-export const ACCOUNT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 
 export class BadAccountValue extends Error {
   constructor(

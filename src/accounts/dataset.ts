@@ -16,7 +16,6 @@
  * The marker is created only by an explicit operator step, never as a side effect of a write:
  * creating it on a master that just lost its data is exactly the mistake it exists to catch.
  */
-export const DATASET_KEY = 'credit-edge:dataset';
 
 /** The fields the edge reads with every lookup (HMGET, in the lookup's MULTI), in this order. */
 export const DATASET_READ_FIELDS = ['id', 'created_at', 'accepted_at', 'deletions_accepted'] as const;

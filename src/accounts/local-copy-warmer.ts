@@ -1,7 +1,6 @@
-import { callsKey } from '../calls/records.js';
 import type { Logger } from '../log.js';
-import { ACCOUNT_KEY_PREFIX, accountKey, BadAccountValue } from './account.js';
-import { DATASET_KEY, DATASET_READ_FIELDS } from './dataset.js';
+import { BadAccountValue } from './account.js';
+import { DATASET_READ_FIELDS } from './dataset.js';
 import type { DatasetWatch } from './dataset-watch.js';
 import type { LocalCopy } from './local-copy.js';
 import type { Replica } from './replica.js';
@@ -9,6 +8,7 @@ import type { ReplicaPool } from './replica-pool.js';
 import { foundIn, proofProblem } from './reader.js';
 import type { StaleCache } from './stale-cache.js';
 import type { ReadTicket } from './tracking.js';
+import { ACCOUNT_KEY_PREFIX, accountKey, callsKey, DATASET_KEY } from '../redis/keys.js';
 
 /** Account keys read per round trip while warming: small, so live lookups on the same connection barely wait. */
 const BATCH = 100;

@@ -1,10 +1,8 @@
 import { LRUCache } from 'lru-cache';
-import { ACCOUNT_KEY_PREFIX } from './account.js';
-import { CALLS_KEY_PREFIX } from '../calls/records.js';
-import { DATASET_KEY } from './dataset.js';
 import type { Absent, Found } from './lookup.js';
 import type { Replica } from './replica.js';
 import type { AccountInvalidation, Invalidation, ReadTicket } from './tracking.js';
+import { ACCOUNT_KEY_PREFIX, CALLS_KEY_PREFIX, DATASET_KEY } from '../redis/keys.js';
 
 export interface LocalCopyOptions {
   maxEntries: number;

@@ -1,6 +1,5 @@
-import { callsKey } from '../calls/records.js';
-import { accountKey, BadAccountValue, parseAccount } from './account.js';
-import { DATASET_KEY, DATASET_READ_FIELDS, parseDatasetMarker } from './dataset.js';
+import { BadAccountValue, parseAccount } from './account.js';
+import { DATASET_READ_FIELDS, parseDatasetMarker } from './dataset.js';
 import type { DatasetWatch } from './dataset-watch.js';
 import type { AbsentAnswer, LocalCopy } from './local-copy.js';
 import type { Absent, Found, Lookup, Unknown, UnknownCause } from './lookup.js';
@@ -8,6 +7,7 @@ import { parseRoleReply } from './replication-state.js';
 import type { Replica } from './replica.js';
 import type { ReadTicket } from './tracking.js';
 import type { ReplicaPool } from './replica-pool.js';
+import { accountKey, callsKey, DATASET_KEY } from '../redis/keys.js';
 
 export interface ReaderOptions {
   /** Ask the next replica when the first has not answered within this time. */

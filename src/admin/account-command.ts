@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { Command } from 'commander';
-import { ACCOUNT_ID_PATTERN, accountKey, BadAccountValue, parseAccount } from '../accounts/account.js';
-import { CREATE_DATASET_LUA, DATASET_KEY } from '../accounts/dataset.js';
+import { BadAccountValue, parseAccount } from '../accounts/account.js';
+import { CREATE_DATASET_LUA } from '../accounts/dataset.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { reindexArgs } from '../calls/totals.js';
@@ -12,6 +12,7 @@ import { BLOCKED_BY_FIELD, EVIDENCE_FIELD } from '../control/projection.js';
 import { silentLogger } from '../log.js';
 import { redactFields } from './edge-routes.js';
 import { splitHostPort } from '../config/host-port.js';
+import { ACCOUNT_ID_PATTERN, accountKey, DATASET_KEY } from '../redis/keys.js';
 
 /**
  * `credit-edge account show|set|block|unblock`: operators' changes to account hashes, written on

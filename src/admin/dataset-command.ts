@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
-import { ACCOUNT_KEY_PREFIX } from '../accounts/account.js';
-import { ACCEPT_DATASET_LUA, ACCEPT_DELETIONS_LUA, CREATE_DATASET_LUA, DATASET_KEY } from '../accounts/dataset.js';
+import { ACCEPT_DATASET_LUA, ACCEPT_DELETIONS_LUA, CREATE_DATASET_LUA } from '../accounts/dataset.js';
 import { appendAudit, type AuditAction } from '../control/audit.js';
 import type { FencedMaster } from '../control/master.js';
 import { masterConfigOption, operatorName, withMaster } from './account-command.js';
+import { ACCOUNT_KEY_PREFIX, DATASET_KEY } from '../redis/keys.js';
 
 /**
  * `credit-edge dataset show|init|accept|accept-deletions`: the operator's steps on the dataset

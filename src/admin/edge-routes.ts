@@ -1,12 +1,12 @@
-import { ACCOUNT_ID_PATTERN, accountKey, BadAccountValue, parseAccount, type Account } from '../accounts/account.js';
+import { BadAccountValue, parseAccount, type Account } from '../accounts/account.js';
 import type { Replica } from '../accounts/replica.js';
-import { DATASET_KEY } from '../accounts/dataset.js';
 import { notInSyncBecause, parseReplicationInfo } from '../accounts/replication-state.js';
 import type { Config } from '../config/schema.js';
 import type { RunningEdge } from '../edge/start.js';
 import { connectMaster } from './account-command.js';
 import { acceptDeletions } from './dataset-command.js';
 import type { AdminServer } from './server.js';
+import { ACCOUNT_ID_PATTERN, accountKey, DATASET_KEY } from '../redis/keys.js';
 
 /**
  * The edge's own admin routes: readiness, replica health, one account as every source sees it.

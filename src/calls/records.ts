@@ -1,34 +1,20 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { accountKey } from '../accounts/account.js';
-import { BLOCKED_RUNS_DRY_KEY, EDGES_KEY, edgeMember, RECONCILE_KEY_COUNT, RECONCILE_LUA, REINDEX_KEY_COUNT, REINDEX_LUA, RUNS_DRY_KEY, TOTALS_LUA_LIB, totalsKey } from './totals.js';
+import { edgeMember, RECONCILE_KEY_COUNT, RECONCILE_LUA, REINDEX_KEY_COUNT, REINDEX_LUA, TOTALS_LUA_LIB } from './totals.js';
+import { accountKey, BLOCKED_RUNS_DRY_KEY, CALLS_INDEX_KEY, callsKey, EDGE_CALLS_PREFIX, EDGES_KEY, RUNS_DRY_KEY, totalsKey } from '../redis/keys.js';
 
 /**
  * Calls in progress on the Redis master: the key layout shared by the edge (writes), the edge's
  * channel-limit read (replicas), the credit controller and the CLI.
  *
- * | key                  | type   | what                                                           |
- * | -------------------- | ------ | -------------------------------------------------------------- |
- * | `calls:{account}`    | hash   | Call-ID -> call record (JSON), one field per call in progress   |
- * | `calls:accounts`     | set    | accounts that have (or just had) a `calls:{account}` hash       |
- * | `edge:{node}:alive`  | string | the edge process's instance id, with a TTL the edge renews      |
+ * Keys (src/redis/keys.ts): `calls:{account}` (Call-ID -> call record, JSON, one field per call
+ * in progress), `calls:index:accounts` (accounts that have, or just had, such a hash) and
+ * `edge:{node}:alive` (the edge process's instance id, with a TTL the edge renews).
  *
  * One record per call, not a counter, so nothing drifts: starting a call twice or ending it twice
  * leaves the same state, and the count is the hash length. The same Lua steps keep the account's
  * totals, its runs-dry index entry and the per-edge index (src/calls/totals.ts).
  */
-
-export const CALLS_INDEX_KEY = 'calls:accounts';
-
-export const CALLS_KEY_PREFIX = 'calls:';
-
-export function callsKey(accountId: string): string {
-  return CALLS_KEY_PREFIX + accountId;
-}
-
-export function edgeAliveKey(node: string): string {
-  return `edge:${node}:alive`;
-}
 
 export interface CallRecord {
   callId: string;
@@ -108,13 +94,13 @@ const EDGE_INDEX_LUA = `
 local function edge_add(r, call_id, account)
   if not r then return end
   local member = r.node .. ':' .. r.instance
-  redis.call('HSET', 'calls:edge:' .. member, call_id, account)
+  redis.call('HSET', '${EDGE_CALLS_PREFIX}' .. member, call_id, account)
   redis.call('SADD', KEYS[7], member)
 end
--- An emptied per-edge hash disappears by itself; its member in calls:edges is dropped by the
+-- An emptied per-edge hash disappears by itself; its member in the edges index is dropped by the
 -- controller when it finds the hash empty (one command less per call end).
 local function edge_remove(member, call_id)
-  redis.call('HDEL', 'calls:edge:' .. member, call_id)
+  redis.call('HDEL', '${EDGE_CALLS_PREFIX}' .. member, call_id)
 end
 -- Totals after a change of one record r: rebuilt from the records when they were missing (or the
 -- change was a replacement: full), otherwise only the changed fields; then the index entry.

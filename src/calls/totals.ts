@@ -3,14 +3,9 @@
  * lets the credit controller judge an account with arithmetic on one small hash instead of reading
  * every call record, and find the accounts to act on with one range query instead of a scan.
  *
- * | key                          | type | what                                                          |
- * | ---------------------------- | ---- | ------------------------------------------------------------- |
- * | `calls-total:{account}`      | hash | totals of the account's call records (fields below)            |
- * | `credit:runs-dry-at`         | zset | accounts not blocked, with calls: score = when they run dry (ms) |
- * | `credit:blocked-runs-dry-at` | zset | accounts the controller blocked: same score (> now: may lift)  |
- * | `calls:edges`                | set  | `{node}:{instance}` of every edge process with records         |
- * | `calls:edge:{node}:{inst}`   | hash | Call-ID -> account, the records that edge process carries      |
- * | `calls:layout`               | str  | `2` once the controller built the totals from older records    |
+ * Keys (src/redis/keys.ts): `calls-total:{account}` (the totals, fields below),
+ * `credit:runs-dry-at` and `credit:blocked-runs-dry-at` (the index), and the per-edge index:
+ * `calls:edge:{node}:{instance}` (Call-ID -> account) and `calls:index:edges` (its members).
  *
  * Totals fields: `calls` (records), `bad` (records that do not parse), `base` (ms, the first
  * record's start: keeps the sums small), `rated` (sum of the records' rates), `rated_t` (sum of
@@ -24,22 +19,7 @@
  * The index is a hint: the controller re-reads and re-judges every account it acts on.
  */
 
-import { accountKey } from '../accounts/account.js';
-
-export const TOTALS_PREFIX = 'calls-total:';
-export const RUNS_DRY_KEY = 'credit:runs-dry-at';
-export const BLOCKED_RUNS_DRY_KEY = 'credit:blocked-runs-dry-at';
-export const EDGES_KEY = 'calls:edges';
-export const LAYOUT_KEY = 'calls:layout';
-export const LAYOUT_VERSION = '2';
-
-export function totalsKey(accountId: string): string {
-  return TOTALS_PREFIX + accountId;
-}
-
-export function edgeCallsKey(edge: string): string {
-  return `calls:edge:${edge}`;
-}
+import { accountKey, BLOCKED_RUNS_DRY_KEY, EDGE_CALLS_PREFIX, RUNS_DRY_KEY, totalsKey } from '../redis/keys.js';
 
 /** `{node}:{instance}`: node ids have no colon (config), so the first colon splits them. */
 export function edgeMember(node: string, instance: string): string {
@@ -132,7 +112,7 @@ local function sum_records(calls_key, edges_key, account, index_edges)
     if r and (base == nil or r.start < base) then base = r.start end
     if r and index_edges then
       local member = r.node .. ':' .. r.instance
-      redis.call('HSET', 'calls:edge:' .. member, all[i], account)
+      redis.call('HSET', '${EDGE_CALLS_PREFIX}' .. member, all[i], account)
       redis.call('SADD', edges_key, member)
     end
   end
@@ -228,7 +208,7 @@ export function reindexArgs(accountId: string, accountHashKey: string): [string,
  * otherwise only when their count disagrees with the records'), then the index entry. Does
  * nothing without the dataset marker (a lost dataset is not something to reconcile).
  * KEYS[1]=calls:{id} KEYS[2]=account:{id} KEYS[3]=calls-total:{id} KEYS[4]=RUNS_DRY_KEY
- * KEYS[5]=BLOCKED_RUNS_DRY_KEY KEYS[6]=EDGES_KEY KEYS[7]=dataset marker KEYS[8]=calls:accounts
+ * KEYS[5]=BLOCKED_RUNS_DRY_KEY KEYS[6]=EDGES_KEY KEYS[7]=dataset marker KEYS[8]=CALLS_INDEX_KEY
  * ARGV[1]=account ARGV[2]='1' for full ARGV[3]='orphan': only when the account hash is missing
  * Returns {totals corrected 0/1, index corrected 0/1, status, calls} or {-1} without the marker;
  * status 1: indexed, 0: nothing to judge (no calls, not credit-limited, an operator's block),

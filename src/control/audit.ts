@@ -1,4 +1,5 @@
 import type { ChainableCommander, Redis } from 'ioredis';
+import { AUDIT_STREAM } from '../redis/keys.js';
 
 /**
  * The audit trail: every block, unblock, removal of a crashed edge's calls and operator step on the
@@ -6,7 +7,6 @@ import type { ChainableCommander, Redis } from 'ioredis';
  * on the master (`audit:credit`), written in the same MULTI as the change itself, so the trail and
  * the data cannot disagree. `credit-edge audit [account]` prints it.
  */
-export const AUDIT_STREAM = 'audit:credit';
 
 export type AuditAction = 'block' | 'unblock' | 'calls-removed' | 'dataset-init' | 'dataset-accept' | 'deletions-accepted';
 

@@ -1,14 +1,14 @@
 import os from 'node:os';
 import type { Command } from 'commander';
 import { connectMaster } from '../admin/account-command.js';
-import { CALLS_INDEX_KEY, callsKey, parseCallRecord, type CallRecord } from '../calls/records.js';
+import { parseCallRecord, type CallRecord } from '../calls/records.js';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { startAdmin, type AdminServer } from '../admin/server.js';
 import { createLogger, stdoutDestination, type Logger } from '../log.js';
 import { readAudit } from './audit.js';
-import { CONFIRM_BLOCKS_KEY } from './reads.js';
 import { startController, type RunningController } from './start.js';
+import { CALLS_INDEX_KEY, callsKey, CONFIRM_BLOCKS_KEY } from '../redis/keys.js';
 
 /**
  * `credit-edge controller` runs the credit controller (or, with --confirm-blocks, lets the blocks

@@ -1,7 +1,6 @@
 import type { ChainableCommander } from 'ioredis';
-import { accountKey } from '../accounts/account.js';
 import { callEndArgs, defineCallScripts, type CallScripts } from '../calls/records.js';
-import { EDGES_KEY, reindexKeysArgs, splitEdgeMember } from '../calls/totals.js';
+import { reindexKeysArgs, splitEdgeMember } from '../calls/totals.js';
 import type { Logger } from '../log.js';
 import { appendAudit, type AuditEntry } from './audit.js';
 import { Breaker, type BreakerSettings } from './breaker.js';
@@ -9,8 +8,10 @@ import { Lease } from './lease.js';
 import type { Fence, FencedMaster } from './master.js';
 import type { ControllerMetrics } from './metrics.js';
 import { actionFor, assessTotals, BLOCKED_BY_FIELD, CONTROLLER_MARK, EVIDENCE_FIELD, type Assessed, type Assessment } from './projection.js';
-import { BLOCKED_INDEX_KEY, CONFIRM_BLOCKS_KEY, readCandidates, type CandidateReads, readEdgeCalls, readIndex, readLiveness, type RoundIndex } from './reads.js';
-import { migrateLayout, Sweep } from './sweep.js';
+import { readCandidates, type CandidateReads, readEdgeCalls, readIndex, readLiveness, type RoundIndex } from './reads.js';
+import { migrateLayout } from './migration.js';
+import { Sweep } from './sweep.js';
+import { accountKey, BLOCKED_INDEX_KEY, CONFIRM_BLOCKS_KEY, EDGES_KEY, LAYOUT_VERSION } from '../redis/keys.js';
 
 export interface ControllerSettings {
   /** This controller's name; the lease holder id adds a random part per process. */
@@ -180,17 +181,17 @@ export class CreditController {
     this.metrics.datasetMissing.set(0);
 
     const onMaster = `${fence.address}#${fence.generation}`;
-    if (this.layoutCheckedOn !== onMaster) {
-      if (index.layout === null) {
+    if (this.layoutCheckedOn !== onMaster || index.legacyIndexes) {
+      if (index.layout !== LAYOUT_VERSION || index.legacyIndexes) {
         try {
-          const migrated = await migrateLayout(client, this.logger);
+          const migrated = await migrateLayout(client, index.layout, this.logger);
           if (!migrated.done) return this.datasetMissing(fence);
         } catch (err) {
           return this.readFailed(fence, err);
         }
       }
+      if (this.layoutCheckedOn !== onMaster) this.sweep.restart();
       this.layoutCheckedOn = onMaster;
-      this.sweep.restart();
     }
 
     const report = await this.judgeAndWrite(fence, index, now);

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
+import { LEASE_KEY } from '../redis/keys.js';
 
-export const LEASE_KEY = 'controller:lease';
 
 /**
  * Only one controller acts: it holds a lease on the master (SET NX PX, renewed every round by its

@@ -1,14 +1,6 @@
 import type { Redis } from 'ioredis';
-import { accountKey } from '../accounts/account.js';
-import { DATASET_KEY } from '../accounts/dataset.js';
-import { CALLS_INDEX_KEY, edgeAliveKey } from '../calls/records.js';
-import { BLOCKED_RUNS_DRY_KEY, EDGES_KEY, edgeCallsKey, LAYOUT_KEY, parseTotals, RUNS_DRY_KEY, totalsKey, type CallTotals } from '../calls/totals.js';
-import { LEASE_KEY } from './lease.js';
-
-/** Accounts the controller has blocked (a set, for operators and the migration; the index is BLOCKED_RUNS_DRY_KEY). */
-export const BLOCKED_INDEX_KEY = 'controller:blocked';
-/** Set by `credit-edge controller --confirm-blocks` (or the admin API): let the held blocks through once. */
-export const CONFIRM_BLOCKS_KEY = 'controller:confirm-blocks';
+import { parseTotals, type CallTotals } from '../calls/totals.js';
+import { accountKey, BLOCKED_RUNS_DRY_KEY, CALLS_INDEX_KEY, CONFIRM_BLOCKS_KEY, DATASET_KEY, edgeAliveKey, edgeCallsKey, EDGES_KEY, LAYOUT_KEY, LEASE_KEY, LEGACY_KEYS, RUNS_DRY_KEY, totalsKey } from '../redis/keys.js';
 
 /** What a round starts from: one pipelined round trip, whatever the number of accounts and calls. */
 export interface RoundIndex {
@@ -23,8 +15,10 @@ export interface RoundIndex {
   confirmBlocks: string | null;
   /** `{node}:{instance}` of every edge process with call records. */
   edges: string[];
-  /** calls:layout: null on records of the older layout (no totals yet). */
+  /** The key layout's version (LAYOUT_KEY); null before layout 3 (src/control/sweep.ts migrates). */
   layout: string | null;
+  /** An older edge still writes the shared indexes under their old names (LEGACY_KEYS, as sets). */
+  legacyIndexes: boolean;
   /** Accounts with calls in progress (the breaker's share counts against them). */
   accountsWithCalls: number;
   /** Keys on the master (paces the sweep). */
@@ -51,6 +45,8 @@ export async function readIndex(client: Redis, now: number, max: number): Promis
       .get(LAYOUT_KEY)
       .scard(CALLS_INDEX_KEY)
       .dbsize()
+      .type(LEGACY_KEYS.accountsWithCalls.old)
+      .type(LEGACY_KEYS.edges.old)
       .exec(),
   );
   return {
@@ -63,6 +59,8 @@ export async function readIndex(client: Redis, now: number, max: number): Promis
     layout: r[6] as string | null,
     accountsWithCalls: r[7] as number,
     dbsize: r[8] as number,
+    // A hash under an old name is the calls of an account so named: it is no index.
+    legacyIndexes: r[9] === 'set' || r[10] === 'set',
   };
 }
 

@@ -1,12 +1,10 @@
 import type { Redis } from 'ioredis';
-import { ACCOUNT_ID_PATTERN, ACCOUNT_KEY_PREFIX, accountKey } from '../accounts/account.js';
-import { DATASET_KEY } from '../accounts/dataset.js';
-import { CALLS_INDEX_KEY, callsKey, defineCallScripts, type CallScripts } from '../calls/records.js';
-import { BLOCKED_RUNS_DRY_KEY, EDGES_KEY, LAYOUT_KEY, LAYOUT_VERSION, parseTotals, RUNS_DRY_KEY, TOTALS_PREFIX, totalsKey, type CallTotals } from '../calls/totals.js';
+import { defineCallScripts, type CallScripts } from '../calls/records.js';
+import { parseTotals, type CallTotals } from '../calls/totals.js';
 import type { Logger } from '../log.js';
 import type { ControllerMetrics } from './metrics.js';
 import { assessTotals, type Assessment } from './projection.js';
-import { BLOCKED_INDEX_KEY } from './reads.js';
+import { accountKey, accountOfKey, BLOCKED_RUNS_DRY_KEY, CALLS_INDEX_KEY, callsKey, DATASET_KEY, EDGES_KEY, RUNS_DRY_KEY, totalsKey } from '../redis/keys.js';
 
 /**
  * The reconciliation sweep: a slice of the keyspace each round (SCAN), so that every account is
@@ -24,21 +22,6 @@ export interface SweepSettings {
   sweepMs: number;
   roundMs: number;
   fullEvery: number;
-}
-
-/**
- * The account a key belongs to, and whether it is its hash (the visit that counts) or its records
- * or totals (visited only when the account hash is gone: calls of an account that does not exist).
- */
-export function accountOfKey(key: string): { id: string; orphan: boolean } | undefined {
-  let id: string | undefined;
-  let orphan = true;
-  if (key.startsWith(ACCOUNT_KEY_PREFIX)) {
-    id = key.slice(ACCOUNT_KEY_PREFIX.length);
-    orphan = false;
-  } else if (key.startsWith(TOTALS_PREFIX)) id = key.slice(TOTALS_PREFIX.length);
-  else if (key.startsWith('calls:') && key !== CALLS_INDEX_KEY && key !== EDGES_KEY && key !== LAYOUT_KEY) id = key.slice('calls:'.length);
-  return id !== undefined && ACCOUNT_ID_PATTERN.test(id) ? { id, orphan } : undefined;
 }
 
 /** Keys and arguments of RECONCILE_LUA (the reconcileAccount command). */
@@ -259,26 +242,4 @@ export class Sweep {
       if (a.kind === 'unknown') this.noteUnknown(a);
     });
   }
-}
-
-/**
- * Records of the older layout (no totals, no index): builds both for every account with calls or
- * with a block of ours, once, and marks the layout. Returns what it did; nothing without the
- * dataset marker.
- */
-export async function migrateLayout(client: Redis, logger: Logger): Promise<{ done: boolean; accounts: number; calls: number }> {
-  const [withCalls, blocked] = await Promise.all([client.smembers(CALLS_INDEX_KEY), client.smembers(BLOCKED_INDEX_KEY)]);
-  const ids = [...new Set([...withCalls, ...blocked])].filter((id) => ACCOUNT_ID_PATTERN.test(id));
-  let accounts = 0;
-  let calls = 0;
-  const started = Date.now();
-  for (let i = 0; i < ids.length; i += 500) {
-    const result = await reconcile(client, ids.slice(i, i + 500), true);
-    if (result.noDataset) return { done: false, accounts, calls };
-    accounts += result.accounts;
-    calls += result.calls;
-  }
-  await client.set(LAYOUT_KEY, LAYOUT_VERSION);
-  logger.warn({ accounts, calls, ms: Date.now() - started }, 'migration: built per-account call totals and the runs-dry index from the records of the older layout (once)');
-  return { done: true, accounts, calls };
 }

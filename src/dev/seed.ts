@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import { parse } from 'yaml';
 import { z } from 'zod';
-import { ACCOUNT_ID_PATTERN, type AccountInput } from '../accounts/account.js';
+import { type AccountInput } from '../accounts/account.js';
+import { ACCOUNT_ID_PATTERN } from '../redis/keys.js';
 
 /**
  * Seed files for the dev topology: YAML or JSON (JSON is YAML) of the form

@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { accountKey, encodeAccount, type AccountInput } from '../accounts/account.js';
-import { CREATE_DATASET_LUA, DATASET_KEY } from '../accounts/dataset.js';
+import { encodeAccount, type AccountInput } from '../accounts/account.js';
+import { CREATE_DATASET_LUA } from '../accounts/dataset.js';
 import { reindexArgs } from '../calls/totals.js';
 import { silentLogger, type Logger } from '../log.js';
 import { onProcessExit } from './exit-cleanup.js';
@@ -13,6 +13,7 @@ import { RedisNode, withTimeout, type Address } from './redis-node.js';
 import { parseInfo, waitUntil } from './redis-wire.js';
 import { SentinelNode } from './sentinel-node.js';
 import { loadSeedFile, type SeedAccounts } from './seed.js';
+import { accountKey, DATASET_KEY } from '../redis/keys.js';
 
 export type { Address } from './redis-node.js';
 export { RedisNode } from './redis-node.js';

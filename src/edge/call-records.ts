@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { callEndArgs, CALLS_INDEX_KEY, callsKey, callStartArgs, defineCallScripts, edgeAliveKey, parseCallRecord, type CallRecord, type CallScripts } from '../calls/records.js';
-import { edgeCallsKey, edgeMember } from '../calls/totals.js';
+import { callEndArgs, callStartArgs, defineCallScripts, parseCallRecord, type CallRecord, type CallScripts } from '../calls/records.js';
+import { edgeMember } from '../calls/totals.js';
 import type { Logger } from '../log.js';
 import { sentinelMasterClient } from '../redis/master-client.js';
+import { CALLS_INDEX_KEY, callsKey, edgeAliveKey, edgeCallsKey } from '../redis/keys.js';
 
 export interface CallRecorderOptions {
   /** config node_id. */

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accountKey } from '../../src/accounts/account.js';
-import { callsKey, callStartArgs, defineCallScripts, edgeAliveKey, parseCallRecord } from '../../src/calls/records.js';
+import { callStartArgs, defineCallScripts, parseCallRecord } from '../../src/calls/records.js';
 import { startTopology } from '../../src/dev/topology.js';
 import { CallRecorder } from '../../src/edge/call-records.js';
 import { silentLogger } from '../../src/log.js';
 import { until } from '../helpers/controller.js';
 import { assertSippRan, edgeUnderTest, finalsReceived, type EdgeUnderTest } from '../helpers/edge-under-test.js';
 import { startSipp, stopAllSipp } from '../helpers/sipp.js';
+import { accountKey, callsKey, edgeAliveKey } from '../../src/redis/keys.js';
 
 /**
  * The edge's call-event queue when it fills: while the master hangs, events beyond queue_max are

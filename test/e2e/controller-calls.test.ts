@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callsKey, parseCallRecord } from '../../src/calls/records.js';
+import { parseCallRecord } from '../../src/calls/records.js';
 import type { RunningController } from '../../src/control/start.js';
 import { controllerOn, until } from '../helpers/controller.js';
 import { assertSippRan, edgeUnderTest, finalsReceived, type EdgeUnderTest } from '../helpers/edge-under-test.js';
 import { startSipp, stopAllSipp } from '../helpers/sipp.js';
+import { CALLS_INDEX_KEY, callsKey, totalsKey } from '../../src/redis/keys.js';
 
 /**
  * Calls in progress and the credit controller over the whole call path: SIPp callers, the edge
@@ -21,6 +22,11 @@ beforeAll(async () => {
       // 6 per minute = 0.1 per second: 0.3 lasts a call 3 s.
       'acct-meter': { enabled: true, balance: 0.3, rate: 6, max_channels: 10 },
       'acct-queue': { enabled: true, balance: 100, rate: 0.01, max_channels: 10 },
+      // Named as the product's shared indexes were before layout 3 (src/redis/keys.ts).
+      accounts: { enabled: true, balance: 100, rate: 1, max_channels: 2 },
+      edges: { enabled: true, balance: 100, rate: 1, max_channels: 10 },
+      layout: { enabled: true, balance: 100, rate: 1, max_channels: 10 },
+      'acct-beside': { enabled: true, balance: 100, rate: 1, max_channels: 10 },
     },
     config: (generated) => ({ ...generated, decision_header: true }),
   });
@@ -73,6 +79,44 @@ describe('out of credit during a call', () => {
   }, 30_000);
 });
 
+describe('accounts named as the product\'s own keys', () => {
+  it('`accounts`, `edges` and `layout` place and end calls beside another account: calls in progress exact for all, the channel limit read, credit control on', async () => {
+    const named = ['accounts', 'edges', 'layout', 'acct-beside'];
+    const client = await master();
+    const balances = await Promise.all(named.map(async (a) => Number(await client.hget(`account:${a}`, 'balance'))));
+    const failedRounds = async () => ((await controller.metrics.rounds.get()).values.find((v) => v.labels.outcome === 'read-failed')?.value ?? 0);
+    const failedBefore = await failedRounds();
+
+    const held = await Promise.all(named.map((a) => startSipp({ scenario: 'edge-uac', vars: { HOLD: '3000' }, remote: edge.path.sipTarget, injection: [[a]], service: 'callee', calls: 2, rate: 20 })));
+    await until('two calls recorded for each', 3000, async () => (await Promise.all(named.map((a) => client.hlen(callsKey(a))))).every((n) => n === 2));
+    expect((await client.smembers(CALLS_INDEX_KEY)).sort()).toEqual(expect.arrayContaining(named));
+    for (const a of named) expect(await client.hget(totalsKey(a), 'calls'), a).toBe('2');
+
+    // `accounts` is at its limit of 2: the edge read its calls (HLEN calls:accounts) and says so.
+    const third = await edge.call('accounts');
+    assertSippRan(third, 'third call for accounts');
+    expect(finalsReceived(third)[0]).toMatchObject({ status: 403, reason: 'Channel Limit Reached' });
+
+    for (const [i, h] of held.entries()) {
+      const r = await h.done;
+      assertSippRan(r, `held calls of ${named[i]}`);
+      expect(finalsReceived(r).map((m) => m.status)).toEqual([200, 200]);
+    }
+    await until('no calls left for any', 3000, async () => (await Promise.all(named.map((a) => client.hlen(callsKey(a))))).every((n) => n === 0));
+    for (const [i, a] of named.entries()) {
+      expect(await client.exists(totalsKey(a)), a).toBe(0);
+      expect(await client.sismember(CALLS_INDEX_KEY, a), a).toBe(0);
+      // Two calls of about 3 s at 1 per minute each moved into the balance: about 0.1.
+      const spent = balances[i]! - Number(await client.hget(`account:${a}`, 'balance'));
+      expect(spent, a).toBeGreaterThan(0.08);
+      expect(spent, a).toBeLessThan(0.2);
+      expect(await client.hget(`account:${a}`, 'credit_blocked'), a).not.toBe('1');
+    }
+    expect(await failedRounds()).toBe(failedBefore);
+    expect(controller.controller.lastReport?.outcome).toBe('acted');
+  }, 30_000);
+});
+
 describe('master outage', () => {
   it('call events are queued while the master hangs and replayed on the new master: calls in progress end up exact', async () => {
     const records = edge.path.edge.records!;
@@ -100,7 +144,7 @@ describe('master outage', () => {
       assertSippRan(longResult, 'long calls');
       expect(finalsReceived(longResult).map((m) => m.status)).toEqual([200, 200]);
       await until('calls ended on the new master', 3000, async () => (await client.hlen(callsKey('acct-queue'))) === 0);
-      expect(await client.sismember('calls:accounts', 'acct-queue')).toBe(0);
+      expect(await client.sismember(CALLS_INDEX_KEY, 'acct-queue')).toBe(0);
     } finally {
       if (old.state === 'frozen') old.thaw();
     }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { accountKey } from '../../src/accounts/account.js';
 import { assertSippRan, edgeUnderTest, finalsReceived, type EdgeUnderTest } from '../helpers/edge-under-test.js';
 import { runSipp, stopAllSipp } from '../helpers/sipp.js';
+import { accountKey } from '../../src/redis/keys.js';
 
 /**
  * The demo accounts, called through the edge with SIPp over real sockets, each answer checked on

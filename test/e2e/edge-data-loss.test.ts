@@ -1,13 +1,11 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { accountKey } from '../../src/accounts/account.js';
-import { DATASET_KEY } from '../../src/accounts/dataset.js';
-import { callsKey } from '../../src/calls/records.js';
 import { parseConfig } from '../../src/config/load.js';
 import { connectMaster } from '../../src/admin/account-command.js';
 import { initDataset } from '../../src/admin/dataset-command.js';
 import { edgeUnderTest, finalsReceived, type EdgeUnderTest } from '../helpers/edge-under-test.js';
 import { startSipp, stopAllSipp, type SippResult } from '../helpers/sipp.js';
+import { accountKey, callsKey, DATASET_KEY } from '../../src/redis/keys.js';
 
 /**
  * The lost dataset (issue: a master restarted empty, FLUSHALL, a bad migration's mass DEL) under

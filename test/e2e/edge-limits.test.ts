@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { assertSippRan, edgeUnderTest, finalsReceived, type EdgeUnderTest } from '../helpers/edge-under-test.js';
 import { runSipp, startSipp, stopAllSipp } from '../helpers/sipp.js';
-import { DATASET_KEY } from '../../src/accounts/dataset.js';
-import { callsKey } from '../../src/calls/records.js';
+import { callsKey, DATASET_KEY } from '../../src/redis/keys.js';
 
 /**
  * Limits the edge enforces on the wire: an account's channel limit counted from its calls in

@@ -8,7 +8,7 @@ import { silentLogger } from '../../src/log.js';
 import { assertSippRan, finalsReceived } from '../helpers/edge-under-test.js';
 import { until } from '../helpers/controller.js';
 import { runSipp, startSipp, stopAllSipp } from '../helpers/sipp.js';
-import { callsKey } from '../../src/calls/records.js';
+import { callsKey } from '../../src/redis/keys.js';
 
 /**
  * The edge survives its SIP server restarting under it: it reconnects with backoff and the next

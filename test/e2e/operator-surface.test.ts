@@ -4,7 +4,6 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
 import { startAdmin } from '../../src/admin/server.js';
-import { AUDIT_STREAM } from '../../src/control/audit.js';
 import { startTopology, type Topology } from '../../src/dev/topology.js';
 import { startEdgeService, type EdgeService } from '../../src/edge/service.js';
 import { createLogger, silentLogger } from '../../src/log.js';
@@ -12,6 +11,7 @@ import { cli } from '../helpers/cli.js';
 import { engineUnderTest, type EngineUnderTest } from '../helpers/engine-under-test.js';
 import { finalsReceived } from '../helpers/edge-under-test.js';
 import { runSipp, startSipp, stopAllSipp, type SippProcess, type SippResult } from '../helpers/sipp.js';
+import { AUDIT_STREAM } from '../../src/redis/keys.js';
 
 /**
  * The operator surface against a real system: Redis master, two replicas and a Sentinel, the SIP

@@ -1,10 +1,10 @@
-import { accountKey } from '../../src/accounts/account.js';
-import { CALL_KEY_COUNT, CALL_START_LUA, callStartArgs, edgeAliveKey, type CallRecord } from '../../src/calls/records.js';
+import { CALL_KEY_COUNT, CALL_START_LUA, callStartArgs, type CallRecord } from '../../src/calls/records.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { startController, type RunningController } from '../../src/control/start.js';
 import type { Topology } from '../../src/dev/topology.js';
 import { createLogger, silentLogger, type Logger } from '../../src/log.js';
+import { accountKey, edgeAliveKey } from '../../src/redis/keys.js';
 
 /**
  * A controller config for this topology, with short timings so rounds, leases, liveness and the

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AdminServer } from '../../src/admin/server.js';
 import { startControllerAdmin } from '../../src/control/command.js';
-import { CONFIRM_BLOCKS_KEY } from '../../src/control/reads.js';
 import { startController, type RunningController } from '../../src/control/start.js';
 import { startTopology, type Topology } from '../../src/dev/topology.js';
 import { callRecord, controllerConfig, testLogger, until, writeCalls } from '../helpers/controller.js';
+import { CONFIRM_BLOCKS_KEY } from '../../src/redis/keys.js';
 
 /** The controller's own admin API: readiness follows the lease, metrics, calls in progress, confirm-blocks. */
 

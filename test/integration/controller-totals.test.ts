@@ -1,20 +1,21 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CREATE_DATASET_LUA, DATASET_KEY } from '../../src/accounts/dataset.js';
+import { CREATE_DATASET_LUA } from '../../src/accounts/dataset.js';
 import { connectMaster, setAccount } from '../../src/admin/account-command.js';
-import { CALL_END_LUA, CALL_KEY_COUNT, CALL_START_LUA, callEndArgs, CALLS_INDEX_KEY, callsKey, callStartArgs, encodeCallRecord } from '../../src/calls/records.js';
-import { BLOCKED_RUNS_DRY_KEY, edgeCallsKey, LAYOUT_KEY, parseTotals, RUNS_DRY_KEY, totalsKey } from '../../src/calls/totals.js';
+import { CALL_END_LUA, CALL_KEY_COUNT, CALL_START_LUA, callEndArgs, callStartArgs, encodeCallRecord } from '../../src/calls/records.js';
+import { edgeMember, parseTotals } from '../../src/calls/totals.js';
 import { startController, type RunningController } from '../../src/control/start.js';
 import { expectedRunsDryAt } from '../../src/control/sweep.js';
 import { totalsOf } from '../../src/control/projection.js';
 import { startTopology, type Topology } from '../../src/dev/topology.js';
 import { callRecord, controllerConfig, masterHash, sleep, until, writeCalls } from '../helpers/controller.js';
+import { BLOCKED_RUNS_DRY_KEY, CALLS_INDEX_KEY, callsKey, DATASET_KEY, edgeCallsKey, EDGES_KEY, LAYOUT_KEY, LAYOUT_VERSION, LEGACY_KEYS, RUNS_DRY_KEY, totalsKey } from '../../src/redis/keys.js';
 
 /**
  * The per-account call totals and the runs-dry index (src/calls/totals.ts) against a real master:
  * exact under replayed events, followed by `account set` at once, corrected by the sweep after a
- * direct edit, built once from records of the older layout, and nothing judged without the
+ * direct edit, built or moved once from records of older layouts, and nothing judged without the
  * dataset marker.
  */
 
@@ -136,28 +137,68 @@ describe('the controller on the index', () => {
     await stopAll();
   });
 
-  it('records of the older layout: the controller builds the totals once, says so, and acts on them', async () => {
-    // Today's layout before this change: records and calls:accounts only.
+  it('records of layout 1 (under the old index name, no totals): the controller builds the totals once, says so, and acts on them', async () => {
     await topology.seed({ 'acct-old': { enabled: true, balance: 1, rate: 1 }, 'acct-old-funded': { enabled: true, balance: 100, rate: 1 } });
     const old = [callRecord('acct-old', 'old-1', 1), callRecord('acct-old', 'old-2', 1), callRecord('acct-old-funded', 'old-3', 1)];
     for (const r of old) {
       await client().hset(callsKey(r.account), r.callId, encodeCallRecord(r));
-      await client().sadd(CALLS_INDEX_KEY, r.account);
+      await client().sadd(LEGACY_KEYS.accountsWithCalls.old, r.account);
     }
-    await client().del(LAYOUT_KEY);
+    await client().del(LAYOUT_KEY, CALLS_INDEX_KEY);
     expect(await client().exists(totalsKey('acct-old'))).toBe(0);
 
     const { lines } = controllerWithLog('ctl-migrate', { sweep_ms: 3_600_000 });
     await until('acct-old blocked', 5000, () => blocked('acct-old'));
-    expect(await client().get(LAYOUT_KEY)).toBe('2');
+    expect(await client().get(LAYOUT_KEY)).toBe(LAYOUT_VERSION);
+    expect(await client().exists(LEGACY_KEYS.accountsWithCalls.old)).toBe(0);
+    expect((await client().smembers(CALLS_INDEX_KEY)).sort()).toEqual(expect.arrayContaining(['acct-old', 'acct-old-funded']));
     expect(parseTotals(await client().hgetall(totalsKey('acct-old')))).toMatchObject({ calls: 2, unrated: 2 });
     expect(await client().hget(edgeCallsKey('edge-t:inst-t'), 'old-3')).toBe('acct-old-funded');
     const said = lines.filter((l) => String(l.msg).startsWith('migration: built per-account call totals'));
     expect(said).toHaveLength(1);
-    expect(said[0]).toMatchObject({ accounts: expect.any(Number), calls: expect.any(Number) });
+    expect(said[0]).toMatchObject({ from: '1', to: LAYOUT_VERSION, accounts: expect.any(Number), calls: expect.any(Number) });
     expect(said[0]!.calls as number).toBeGreaterThanOrEqual(3);
     expect(await blocked('acct-old-funded')).toBe(false);
     for (const r of old) await client().eval(CALL_END_LUA, CALL_KEY_COUNT, ...callEndArgs(r.account, r.callId, undefined));
+    await stopAll();
+  });
+
+  it('layout 2 (the shared indexes under calls:accounts, calls:edges, calls:layout): moved once; an older edge writing them later is moved again; an account so named keeps its calls', async () => {
+    const { accountsWithCalls, edges, layout } = LEGACY_KEYS;
+    await topology.seed({ 'acct-two': { enabled: true, balance: 1, rate: 1 }, edges: { enabled: true, balance: 100, rate: 1 } });
+    const two = callRecord('acct-two', 'two-1', 2);
+    await client().eval(CALL_START_LUA, CALL_KEY_COUNT, ...callStartArgs(two));
+    // What layout 2 held: the same data, the indexes under their old names.
+    await client().rename(CALLS_INDEX_KEY, accountsWithCalls.old);
+    await client().rename(EDGES_KEY, edges.old);
+    await client().del(LAYOUT_KEY);
+    await client().set(layout.old, '2');
+
+    const { lines } = controllerWithLog('ctl-layout-2', { sweep_ms: 3_600_000 });
+    await until('acct-two blocked', 5000, () => blocked('acct-two'));
+    expect(await client().get(LAYOUT_KEY)).toBe(LAYOUT_VERSION);
+    for (const k of [accountsWithCalls.old, edges.old, layout.old]) expect(await client().exists(k), k).toBe(0);
+    expect(await client().sismember(CALLS_INDEX_KEY, 'acct-two')).toBe(1);
+    expect(await client().sismember(EDGES_KEY, edgeMember(two.node, two.instance))).toBe(1);
+    expect(lines.filter((l) => String(l.msg).startsWith('migration: moved the shared indexes'))).toHaveLength(1);
+    expect(lines.some((l) => String(l.msg).startsWith('migration: built'))).toBe(false);
+
+    // An edge of the older version, still running, adds to the old set: moved in the next round.
+    await client().sadd(accountsWithCalls.old, 'acct-late');
+    await until('the old name moved again', 3000, async () => (await client().exists(accountsWithCalls.old)) === 0);
+    expect(await client().sismember(CALLS_INDEX_KEY, 'acct-late')).toBe(1);
+    expect(lines.some((l) => String(l.msg).startsWith('migration: an edge of an older version'))).toBe(true);
+
+    // The account named `edges`: its calls hash is `calls:edges`, and no migration touches it.
+    const named = callRecord('edges', 'edges-1', 1);
+    await client().eval(CALL_START_LUA, CALL_KEY_COUNT, ...callStartArgs(named));
+    await sleep(1500);
+    expect(await client().type(callsKey('edges'))).toBe('hash');
+    expect(await client().hlen(callsKey('edges'))).toBe(1);
+    expect(await blocked('edges')).toBe(false);
+
+    await client().srem(CALLS_INDEX_KEY, 'acct-late');
+    for (const r of [two, named]) await client().eval(CALL_END_LUA, CALL_KEY_COUNT, ...callEndArgs(r.account, r.callId, undefined));
     await stopAll();
   });
 });

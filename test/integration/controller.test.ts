@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { edgeAliveKey } from '../../src/calls/records.js';
 import { readAudit } from '../../src/control/audit.js';
-import { LEASE_KEY } from '../../src/control/lease.js';
-import { CONFIRM_BLOCKS_KEY } from '../../src/control/reads.js';
 import type { RunningController } from '../../src/control/start.js';
 import { startTopology, type Topology } from '../../src/dev/topology.js';
 import { callRecord, controllerOn, masterHash, sleep, until, writeCalls } from '../helpers/controller.js';
+import { CALLS_INDEX_KEY, CONFIRM_BLOCKS_KEY, edgeAliveKey, LEASE_KEY } from '../../src/redis/keys.js';
 
 /**
  * The credit controller against a real master, replicas and Sentinels (no SIP): its rules, the
@@ -79,7 +77,7 @@ describe('unknown is never a reason to block', () => {
       callRecord('acct-norate', 'x-4', 60),
     ]);
     await topology.master.client.hset('calls:acct-badcall', 'x-5', '{"callId": garbage');
-    await topology.master.client.sadd('calls:accounts', 'acct-badcall');
+    await topology.master.client.sadd(CALLS_INDEX_KEY, 'acct-badcall');
     await sleep(5 * ROUND_MS);
     for (const id of ['acct-nohash', 'acct-garbage', 'acct-badrate', 'acct-norate', 'acct-badcall']) {
       expect((await masterHash(topology, id)).credit_blocked ?? '0', id).toBe('0');
@@ -89,7 +87,7 @@ describe('unknown is never a reason to block', () => {
     expect([...causes].sort()).toEqual(expect.arrayContaining(['bad-account', 'bad-call-record', 'missing-account', 'no-rate']));
     // Out of the way for the tests below.
     await topology.master.client.del('calls:acct-nohash', 'calls:acct-garbage', 'calls:acct-badrate', 'calls:acct-norate', 'calls:acct-badcall');
-    await topology.master.client.srem('calls:accounts', 'acct-nohash', 'acct-garbage', 'acct-badrate', 'acct-norate', 'acct-badcall');
+    await topology.master.client.srem(CALLS_INDEX_KEY, 'acct-nohash', 'acct-garbage', 'acct-badrate', 'acct-norate', 'acct-badcall');
   });
 });
 
@@ -135,7 +133,7 @@ describe('a crashed edge leaks no calls', () => {
     expect(entry).toMatchObject({ action: 'calls-removed' });
     expect(JSON.parse(entry!.evidence).callIds.sort()).toEqual(['crash-1', 'crash-2']);
     await client.del('calls:acct-crash');
-    await client.srem('calls:accounts', 'acct-crash');
+    await client.srem(CALLS_INDEX_KEY, 'acct-crash');
   });
 });
 

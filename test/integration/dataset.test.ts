@@ -4,12 +4,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { readAccountState } from '../../src/accounts/account-state.js';
-import { DATASET_KEY } from '../../src/accounts/dataset.js';
 import { StaleCache } from '../../src/accounts/stale-cache.js';
-import { AUDIT_STREAM } from '../../src/control/audit.js';
 import { startTopology, type Topology } from '../../src/dev/topology.js';
 import { readerOver, type ReaderUnderTest } from '../helpers/accounts.js';
 import { cli } from '../helpers/cli.js';
+import { AUDIT_STREAM, DATASET_KEY } from '../../src/redis/keys.js';
 
 /**
  * The dataset marker with real Redis: what the lookup makes of a lost, a foreign and a re-declared

@@ -1,15 +1,13 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { accountKey } from '../../src/accounts/account.js';
-import { DATASET_KEY } from '../../src/accounts/dataset.js';
 import { readAccountState } from '../../src/accounts/account-state.js';
 import type { Found, Lookup } from '../../src/accounts/lookup.js';
-import { callsKey } from '../../src/calls/records.js';
 import { startTopology, type RedisNode, type Topology } from '../../src/dev/topology.js';
 import { LocalCopyWarmer } from '../../src/accounts/local-copy-warmer.js';
 import { StaleCache } from '../../src/accounts/stale-cache.js';
 import { silentLogger } from '../../src/log.js';
 import { readerOver, type ReaderUnderTest } from '../helpers/accounts.js';
 import type { Replica } from '../../src/accounts/replica.js';
+import { accountKey, callsKey, DATASET_KEY } from '../../src/redis/keys.js';
 
 /**
  * The coherent local copy with real Redis (CLIENT TRACKING on a replica): a copy answers with no

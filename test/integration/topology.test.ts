@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accountKey } from '../../src/accounts/account.js';
 import { startTopology, type RedisNode, type Topology } from '../../src/dev/topology.js';
 import { waitUntil } from '../../src/dev/redis-wire.js';
+import { accountKey } from '../../src/redis/keys.js';
 
 /**
  * The dev topology's faults must produce the real Redis conditions the edge is built to survive.

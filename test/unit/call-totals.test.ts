@@ -2,7 +2,6 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeCallRecord } from '../../src/calls/records.js';
 import { parseTotals } from '../../src/calls/totals.js';
-import { accountOfKey } from '../../src/control/sweep.js';
 import { assessTotals, totalsOf } from '../../src/control/projection.js';
 
 const T0 = 1_700_000_000_000;
@@ -38,12 +37,5 @@ describe('call totals', () => {
     expect(assessTotals({ accountId: 'a', account, totals: t, inDoubt: true }, T0)).toMatchObject({ kind: 'unknown', cause: 'edge-in-doubt' });
     expect(assessTotals({ accountId: 'a', account, totals: null }, T0)).toMatchObject({ kind: 'unknown', cause: 'read-failed' });
     expect(assessTotals({ accountId: 'a', account, totals: t }, T0)).toMatchObject({ kind: 'exhausted', projected: 0, calls: 1 });
-  });
-
-  it('the sweep knows whose key it visits', () => {
-    expect(accountOfKey('account:acme')).toEqual({ id: 'acme', orphan: false });
-    expect(accountOfKey('calls:acme')).toEqual({ id: 'acme', orphan: true });
-    expect(accountOfKey('calls-total:acme')).toEqual({ id: 'acme', orphan: true });
-    for (const key of ['calls:accounts', 'calls:edges', 'calls:layout', 'calls:edge:edge-1:abc', 'credit:runs-dry-at', 'controller:lease', 'audit:credit']) expect(accountOfKey(key), key).toBeUndefined();
   });
 });
