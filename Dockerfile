@@ -34,7 +34,7 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.ADMIN_PORT || '8080') + '/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # --min-semi-space-size=16: a 16 MB young generation from the start, fewer garbage collections per
-# call (README, "The edge's CPU per call"); the benchmark starts the edge with the same flags. Node
+# call (docs/benchmarks.md, "The edge's CPU per call"); the benchmark starts the edge with the same flags. Node
 # takes it on the command line only, not in NODE_OPTIONS. The controller gets it too (harmless).
 ENTRYPOINT ["node", "--min-semi-space-size=16", "dist/src/cli.js"]
 CMD ["edge", "--config", "/etc/credit-edge/credit-edge.yaml"]

@@ -81,7 +81,7 @@ export function localSystemConfig(parts: { topology: Topology; sip?: { listen: H
     }),
   };
   return [
-    '# Written by `credit-edge demo` for its local system; removed when the demo stops.',
+    '# Written by `credit-edge-dev demo` for its local system; removed when the demo stops.',
     '# Edit it and run `credit-edge reload --config <this file>` to see a reload.',
     stringify(config, { lineWidth: 0 }),
   ].join('\n');

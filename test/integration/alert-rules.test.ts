@@ -51,6 +51,22 @@ describe('alert rules, by promtool', () => {
     expect(alerts.length).toBeGreaterThanOrEqual(7);
   });
 
+  it('every alert says what it means and links its runbook entry in docs/operations.md', () => {
+    type Rule = { alert?: string; annotations?: Record<string, string> };
+    const rules = (parse(fs.readFileSync(RULES, 'utf8')) as { groups: { rules: Rule[] }[] }).groups.flatMap((g) => g.rules.filter((r) => r.alert));
+    // GitHub's anchor of a heading: lower case, spaces to dashes, other punctuation dropped.
+    const anchors = new Set(
+      [...fs.readFileSync('docs/operations.md', 'utf8').matchAll(/^#{2,4} (.+)$/gm)].map((m) => m[1]!.toLowerCase().replace(/[^\w\s-]/g, '').replace(/\s/g, '-')),
+    );
+    for (const rule of rules) {
+      const a = rule.annotations ?? {};
+      expect(a.summary, `${rule.alert} summary`).toBeTruthy();
+      expect(a.description, `${rule.alert} description`).toBeTruthy();
+      expect(a.runbook_url, `${rule.alert} runbook_url`).toBe(`docs/operations.md#${rule.alert!.toLowerCase()}`);
+      expect(anchors.has(rule.alert!.toLowerCase()), `docs/operations.md has a heading for ${rule.alert}`).toBe(true);
+    }
+  });
+
   it('a wrong expectation fails (the check can fail)', () => {
     // The breaker open for 5 minutes, and a case claiming it stays quiet.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'credit-edge-promtool-'));
