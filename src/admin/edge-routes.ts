@@ -14,6 +14,8 @@ import { ACCOUNT_ID_PATTERN, accountKey, DATASET_KEY } from '../redis/keys.js';
  */
 
 const REPLICA_READ_TIMEOUT_MS = 500;
+/** The Reason of the BYEs for a call an operator ends (Q.850 16: normal call clearing). */
+export const OPERATOR_END_REASON = 'Q.850;cause=16;text="ended by operator"';
 export const REDACTED = '[redacted]';
 const SECRET_FIELDS = new Set(['sip_password']);
 
@@ -40,6 +42,13 @@ export function addEdgeRoutes(admin: AdminServer, edge: RunningEdge, config: () 
       fleet = `only this edge released: ${(err as Error).message}`;
     }
     return { status: 200, body: { edge: 'mass-absence guard released', fleet, guard: edge.guard.state(Date.now()) } };
+  });
+  // An operator ends one call this edge carries (fraud, a stuck call): a BYE to each party.
+  admin.route('POST', /^\/calls\/([^/]+)\/end$/, async ({ match }) => {
+    const callId = decodeURIComponent(match[1]!);
+    const outcome = await edge.app.endCall(callId, OPERATOR_END_REASON);
+    if (!outcome) return { status: 404, body: { error: 'this edge carries no answered call with that Call-ID' } };
+    return { status: outcome.ended ? 200 : 502, body: { callId, ...outcome } };
   });
   admin.route('GET', /^\/accounts\/([^/]+)$/, async ({ match }) => {
     const id = decodeURIComponent(match[1]!);

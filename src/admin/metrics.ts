@@ -36,6 +36,10 @@ export class EdgeMetrics {
   readonly unknownLookups: Counter<'cause'>;
   /** Config reloads by result (`applied`, `refused`). */
   readonly reloads: Counter<'result'>;
+  /** BYEs the edge sent to end calls (src/edge/call-ender.ts), by leg and outcome (ended, gone, failed). */
+  readonly endingByes: Counter<'leg' | 'outcome'>;
+  /** Answered calls without what a BYE needs: calls the edge could not end. */
+  readonly callsNotEndable: Counter;
   private readonly replicaHealth: Gauge<'replica' | 'state'>;
   private readonly replicaLag: Gauge<'replica'>;
   private readonly cacheEntries: Gauge;
@@ -65,6 +69,13 @@ export class EdgeMetrics {
       registers,
     });
     this.reloads = new Counter({ name: 'credit_edge_config_reloads_total', help: 'Config reloads by result (applied, refused)', labelNames: ['result'], registers });
+    this.endingByes = new Counter({
+      name: 'credit_edge_ending_byes_total',
+      help: 'BYEs the edge sent to end calls it carried, by leg (caller, callee) and outcome (ended: 2xx; gone: 481; failed: another answer or none)',
+      labelNames: ['leg', 'outcome'],
+      registers,
+    });
+    this.callsNotEndable = new Counter({ name: 'credit_edge_calls_not_endable_total', help: 'Answered calls without what a BYE needs (From, Contact, a To tag): the edge cannot end them', registers });
 
     // Read at scrape time, so replicas added or removed by a reload show up (and go) at once.
     const metrics = this;

@@ -10,6 +10,7 @@ import type { EdgeMetrics } from '../admin/metrics.js';
 import { fixedShapeLogger, type Logger } from '../log.js';
 import { accountOnRecord, decide, overloadRejection, rejection, type Basis, type Decision, type RejectDecision } from '../policy/decide.js';
 import type { Rules } from '../policy/rules.js';
+import { CallEnder, seenDialog, type EndOutcome, type RequestSender } from './call-ender.js';
 import type { CallRecorder } from './call-records.js';
 import type { LocalCallsInProgress } from './calls-in-progress.js';
 import { callsInProgressOf } from './channel-count.js';
@@ -66,12 +67,15 @@ export class EdgeApp {
   private readonly lastDecisions = new LRUCache<string, LastDecision>({ max: 10_000 });
   /** The decision line: one per INVITE, so it skips the nested secret search (see fixedShapeLogger). */
   private readonly decisionLog: Logger;
+  /** The answered calls as seen, to end them with a BYE to each party. */
+  private readonly ender: CallEnder;
 
   constructor(
     private readonly srf: Srf,
     private o: EdgeOptions,
   ) {
     this.decisionLog = fixedShapeLogger(o.logger);
+    this.ender = new CallEnder(srf as unknown as RequestSender, o.logger, o.metrics);
     srf.invite((req, res) => void this.onInvite(req as Request, res));
     // drachtio-srf has srf.options(); its bundled typings miss it.
     (srf as unknown as { options(h: (req: Srf.SrfRequest, res: Srf.SrfResponse) => void): void }).options((_req, res) => res.send(200));
@@ -80,6 +84,7 @@ export class EdgeApp {
       const callId = msg.get('Call-ID');
       this.o.calls.end(callId);
       this.o.records?.ended(callId);
+      this.ender.forget(callId);
     });
     // No cdr:start subscription: the proxy's result says the call was answered (see route()).
     // Subscribing would cost two more wire messages per answered call (the server reports both
@@ -186,11 +191,12 @@ export class EdgeApp {
     const proxied = this.srf.proxyRequest(req, targets, { remainInDialog: true, ...proxy }) as unknown as Promise<unknown>;
     proxied
       .then((result) => {
-        const { finalStatus } = result as { finalStatus?: number };
+        const { finalStatus, finalResponse } = result as { finalStatus?: number; finalResponse?: { msg: Srf.SipMessage } };
         // The proxy settles once a final response came back: a 2xx means the call was answered
         // (drachtio-srf's own `connected` is true for 200 only), and its record starts now.
         if (finalStatus !== undefined && finalStatus >= 200 && finalStatus < 300) {
           records?.answered(callId);
+          this.ender.answered(callId, finalResponse && seenDialog(callId, accountId, req, finalResponse.msg));
         } else {
           calls.end(callId);
           records?.ended(callId);
@@ -258,7 +264,23 @@ export class EdgeApp {
   sipServerLost(): number {
     const callIds = this.o.calls.endAll();
     for (const callId of callIds) this.o.records?.ended(callId);
+    this.ender.forgetAll();
     return callIds.length;
+  }
+
+  /**
+   * Ends an answered call this edge carries, with a BYE to each party carrying `reason` (a
+   * Reason header value). Once both parties confirmed, the call ends here and in the records, as
+   * on cdr:stop (a BYE the edge sends does not pass the SIP server's proxy, so no CDR follows).
+   * Undefined when this edge carries no such answered call.
+   */
+  async endCall(callId: string, reason: string): Promise<EndOutcome | undefined> {
+    const outcome = await this.ender.end(callId, reason);
+    if (outcome?.ended) {
+      this.o.calls.end(callId);
+      this.o.records?.ended(callId);
+    }
+    return outcome;
   }
 
   lastDecision(accountId: string): LastDecision | undefined {

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from '../log.js';
 import type { Cdrs } from './cdr.js';
 import type { AppClient, ControlServer } from './control.js';
+import { sendAppRequest, type AppRequestDeps } from './app-requests.js';
 import { parseTimeout, ProxyCore, stripTopVia } from './proxy.js';
 import type { Source, Transport } from './transport.js';
 import { serverKey, type Dest, type ServerTxn, type TransactionLayer } from './transactions.js';
@@ -52,6 +53,7 @@ export class EngineCore {
   private readonly dialogs = new Map<string, UasDialog>();
   private readonly dnsCache = new Map<string, string>();
   private readonly log: Logger;
+  private readonly appRequests: AppRequestDeps;
 
   constructor(
     private readonly opts: CoreOptions,
@@ -66,6 +68,15 @@ export class EngineCore {
     control.onSip = (c, id, t, b) => this.onAppSip(c, id, t, b);
     control.onProxy = (c, id, t, b) => this.onAppProxy(c, id, t, b);
     control.onClientGone = (c) => this.onAppGone(c);
+    this.appRequests = {
+      tx,
+      log: this.log,
+      local: { host: opts.host, port: opts.port },
+      resolve: (uri) => this.resolve(uri),
+      isLocal: (host, port) => this.isLocal(host, port),
+      respond: (app, msgId, text) => control.respond(app, msgId, text),
+      toApp: (app, raw, source, txnId) => this.toApp(app, raw, source, txnId, ''),
+    };
   }
 
   stop(): void {
@@ -135,7 +146,7 @@ export class EngineCore {
       if (d) {
         d.acked = true;
         d.timers.forEach(clearTimeout);
-        this.toApp(d.owner, msg, raw, source, 'ack', d.id);
+        this.toApp(d.owner, raw, source, 'ack', d.id);
         return;
       }
       this.log.debug({ callId }, 'stray ACK dropped');
@@ -159,7 +170,7 @@ export class EngineCore {
           this.cdrs.stop('network', 'normal-release', raw);
           this.forgetDialog(`${callId}|${tagOf(msg.headers.to)}`);
         }
-        this.toApp(d.owner, msg, raw, source, stx.id, d.id);
+        this.toApp(d.owner, raw, source, stx.id, d.id);
         return;
       }
       // Not a dialog we hold and not routed through us (no Record-Route): as drachtio-server does.
@@ -185,7 +196,7 @@ export class EngineCore {
       return;
     }
     stx.owner = app;
-    this.toApp(app, msg, raw, source, stx.id, '');
+    this.toApp(app, raw, source, stx.id, '');
   }
 
   private onCancel(msg: SipMessage, raw: string, source: Source): void {
@@ -206,7 +217,7 @@ export class EngineCore {
     const text = this.tx.respond(invite, buildResponse(invite.req, 487, REASONS[487]!, invite.toTag));
     if (text) this.cdrs.stop('application', 'call-canceled', text);
     // drachtio-srf matches the CANCEL to the pending INVITE by Call-ID and emits 'cancel' on it.
-    if (invite.owner) this.toApp(invite.owner, msg, raw, source, cancelTx.id, '');
+    if (invite.owner) this.toApp(invite.owner, raw, source, cancelTx.id, '');
   }
 
   private onResponse(msg: SipMessage, raw: string, source: Source): void {
@@ -292,7 +303,7 @@ export class EngineCore {
   // ---------------------------------------------------------------- app side
 
   /** `sip|network|<bytes>|<proto>|<addr>|<port>|<time>|<txnId>|<dialogId>|<our addr>|<our port>|` */
-  private toApp(app: AppClient, _msg: SipMessage, raw: string, source: Source, txnId: string, dialogId: string): void {
+  private toApp(app: AppClient, raw: string, source: Source, txnId: string, dialogId: string): void {
     const bytes = Buffer.byteLength(raw, 'utf8');
     app.send(
       `sip|network|${bytes}|${source.protocol}|${source.address}|${source.port}|${stackTime()}|${txnId}|${dialogId}|${this.opts.host}|${this.opts.port}|\r\n${raw}`,
@@ -304,8 +315,13 @@ export class EngineCore {
     const m = parseAppMessage(body);
     if (!m) return this.control.respond(app, msgId, 'NOK|unparseable sip message');
     if (m.status === undefined) {
-      // App-originated requests (UAC, in-dialog BYE from a B2BUA...) are drachtio-server's job.
-      return this.control.respond(app, msgId, 'NOK|the embedded engine does not send requests for apps');
+      // In-dialog requests of the app's own dialogs (a B2BUA's BYE...) are drachtio-server's job.
+      if (tokens[3]) return this.control.respond(app, msgId, 'NOK|the embedded engine does not send requests inside dialogs for apps');
+      void sendAppRequest(this.appRequests, app, msgId, m, tokens[4]).catch((err: unknown) => {
+        this.log.error({ err, callId: m.headers['call-id'] }, 'app request failed');
+        this.control.respond(app, msgId, `NOK|${(err as Error).message}`);
+      });
+      return;
     }
     const stx = this.tx.serverById(txnId);
     if (!stx) return this.control.respond(app, msgId, `NOK|Unknown transaction id: ${txnId}`);
