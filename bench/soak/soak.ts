@@ -42,6 +42,8 @@ export interface SoakSummary {
   faults: number;
   faults_by_kind: Record<string, number>;
   faults_skipped: number;
+  /** The skipped ones by kind (an external SIP server's restart is not the soak's to run). */
+  faults_skipped_by_kind: Record<string, number>;
   faults_failed: number;
   operator_actions: number;
   violations: number;
@@ -215,8 +217,11 @@ function soakCallOf(t: CallTrace, stream: CallStream, system: SoakSystem): SoakC
 
 function summarize(o: SoakOptions, h: SoakHistory, result: CheckResult, ctx: { startedAt: Date; runDir: string; sipServer: string; planned: number }): SoakSummary {
   const ran = h.faults.filter((f) => f.error === undefined || !f.error.startsWith('skipped'));
-  const byKind: Record<string, number> = {};
-  for (const f of ran) byKind[f.kind] = (byKind[f.kind] ?? 0) + 1;
+  const countByKind = (faults: typeof ran) => {
+    const counts: Record<string, number> = {};
+    for (const f of faults) counts[f.kind] = (counts[f.kind] ?? 0) + 1;
+    return counts;
+  };
   const inFault = (t: number, windows: FaultWindow[]) => windows.some((w) => t >= w.startMs && t <= (w.endMs ?? h.endMs));
   const pdd = (faulted: boolean) => {
     const f = figuresOf(h.calls.filter((c) => c.answerMs !== undefined && inFault(c.inviteMs, ran) === faulted).map((c) => c.answerMs! - c.inviteMs));
@@ -230,8 +235,9 @@ function summarize(o: SoakOptions, h: SoakHistory, result: CheckResult, ctx: { s
     calls: h.calls.length,
     faults_planned: ctx.planned,
     faults: ran.length,
-    faults_by_kind: byKind,
+    faults_by_kind: countByKind(ran),
     faults_skipped: h.faults.length - ran.length,
+    faults_skipped_by_kind: countByKind(h.faults.filter((f) => !ran.includes(f))),
     faults_failed: ran.filter((f) => f.error !== undefined).length,
     operator_actions: h.operatorActions.length,
     violations: result.violations.length,

@@ -7,8 +7,12 @@ import { startEdgeService } from './service.js';
 
 /**
  * `credit-edge edge`: runs the edge (and the embedded SIP engine when the config enables it) until
- * SIGINT/SIGTERM; SIGHUP reloads the config. `credit-edge reload` asks a running edge to reload.
+ * SIGINT/SIGTERM; SIGHUP reloads the config. `credit-edge reload` asks a running edge to reload;
+ * `credit-edge end-call` asks it to end one call it carries.
  */
+
+/** A BYE nobody answers is given up on after Timer F (32 s): wait a little longer than that. */
+const END_CALL_TIMEOUT_MS = 45_000;
 
 export function registerEdgeCommands(program: Command): void {
   program
@@ -65,5 +69,21 @@ export function registerEdgeCommands(program: Command): void {
     }
     if (!outcome.ok && Array.isArray(outcome.problems)) process.stderr.write(outcome.problems.map((p) => p + '\n').join(''));
     throw new Error(`not reloaded (HTTP ${status}): the edge keeps its config`);
+  });
+
+  withAdminOptions(
+    program
+      .command('end-call')
+      .description('end one answered call the running edge carries: a BYE to each party (fraud, a stuck call)')
+      .argument('<call-id>', 'the Call-ID, as in the edge\'s decision line'),
+  ).action(async (callId: string, opts: AdminTargetOptions) => {
+    const { status, body } = await adminRequest(adminTarget(opts), 'POST', `/calls/${encodeURIComponent(callId)}/end`, END_CALL_TIMEOUT_MS);
+    const outcome = body as { caller?: string; callee?: string; error?: string };
+    if (status === 200) {
+      process.stdout.write(`ended: caller ${outcome.caller}, callee ${outcome.callee}\n`);
+      return;
+    }
+    if (status === 502) throw new Error(`not ended: caller ${outcome.caller}, callee ${outcome.callee}; the call stays recorded: run again`);
+    throw new Error(`not ended (HTTP ${status}): ${outcome.error ?? 'the edge refused'}`);
   });
 }

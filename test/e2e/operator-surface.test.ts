@@ -8,10 +8,11 @@ import { startTopology, type Topology } from '../../src/dev/topology.js';
 import { startEdgeService, type EdgeService } from '../../src/edge/service.js';
 import { createLogger, silentLogger } from '../../src/log.js';
 import { cli } from '../helpers/cli.js';
+import { until } from '../helpers/controller.js';
 import { engineUnderTest, type EngineUnderTest } from '../helpers/engine-under-test.js';
 import { finalsReceived } from '../helpers/edge-under-test.js';
 import { runSipp, startSipp, stopAllSipp, type SippProcess, type SippResult } from '../helpers/sipp.js';
-import { AUDIT_STREAM } from '../../src/redis/keys.js';
+import { AUDIT_STREAM, callsKey } from '../../src/redis/keys.js';
 
 /**
  * The operator surface against a real system: Redis master, two replicas and a Sentinel, the SIP
@@ -166,6 +167,20 @@ describe('admin API', () => {
     expect(out).toContain(topology.replicas[0]!.name);
     expect(out).toMatch(/in-sync/);
   });
+
+  it('`credit-edge end-call` ends a call the edge carries (POST /calls/:callId/end, token required); an unknown Call-ID is said so', async () => {
+    const adminArgs = ['-c', configFile, '--admin', `127.0.0.1:${service.admin.port}`];
+    const held = await startSipp({ scenario: 'edge-uac-until-bye', vars: { HOLD: '15000' }, remote: engine.sipTarget, injection: [['acct-ok']], service: 'callee' });
+    let callId = '';
+    await until('the call answered and recorded', 5000, async () => (callId = (await topology.master.client.hkeys(callsKey('acct-ok')))[0] ?? '') !== '');
+    expect((await fetch(`${admin}/calls/${encodeURIComponent(callId)}/end`, { method: 'POST' })).status).toBe(401);
+
+    const { out } = await cli(['end-call', callId, ...adminArgs]);
+    expect(out).toBe('ended: caller ended, callee ended\n');
+    const result = await held.done;
+    expect(result.messages.find((m) => m.direction === 'received' && m.method === 'BYE')?.headers.reason).toEqual(['Q.850;cause=16;text="ended by operator"']);
+    await expect(cli(['end-call', callId, ...adminArgs])).rejects.toThrow(/not ended \(HTTP 404\): this edge carries no answered call with that Call-ID/);
+  }, 30_000);
 });
 
 describe('reload', () => {

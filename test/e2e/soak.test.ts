@@ -21,8 +21,11 @@ describe('randomized fault soak, 3 minutes', () => {
     expect(summary.calls).toBeGreaterThan(3000);
     expect(summary.figures.judged403).toBeGreaterThan(0);
     expect(summary.operator_actions).toBeGreaterThan(5);
-    // Every fault the seed planned ran to its end (none skipped, none failed), of most kinds.
-    expect({ planned: summary.faults_planned, skipped: summary.faults_skipped, failed: summary.faults_failed }, where).toEqual({ planned: summary.faults, skipped: 0, failed: 0 });
+    // Every fault the seed planned ran to its end (none failed), of most kinds; none skipped but
+    // the restarts of an external SIP server (DRACHTIO_HOST), which are not the soak's to run.
+    const skippable = process.env.DRACHTIO_HOST ? ['sip-server-restart'] : [];
+    expect(Object.keys(summary.faults_skipped_by_kind).filter((k) => !skippable.includes(k)), where).toEqual([]);
+    expect({ planned: summary.faults_planned, failed: summary.faults_failed }, where).toEqual({ planned: summary.faults + summary.faults_skipped, failed: 0 });
     expect(Object.keys(summary.faults_by_kind).length, where).toBeGreaterThanOrEqual(8);
     expect(existsSync(summary.report)).toBe(true);
     rmSync(outDir, { recursive: true, force: true });
