@@ -196,7 +196,8 @@ export class EdgeApp {
         // (drachtio-srf's own `connected` is true for 200 only), and its record starts now.
         if (finalStatus !== undefined && finalStatus >= 200 && finalStatus < 300) {
           records?.answered(callId);
-          this.ender.answered(callId, finalResponse && seenDialog(callId, accountId, req, finalResponse.msg));
+          // Its cdr:stop may have come first (a very short call): nothing is left to end then.
+          if (calls.has(callId)) this.ender.answered(callId, finalResponse && seenDialog(callId, accountId, req, finalResponse.msg));
         } else {
           calls.end(callId);
           records?.ended(callId);

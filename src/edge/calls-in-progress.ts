@@ -18,6 +18,11 @@ export class LocalCallsInProgress {
     this.accountOf.set(callId, accountId);
   }
 
+  /** Whether the call is routed or answered and not ended. */
+  has(callId: string): boolean {
+    return this.accountOf.has(callId);
+  }
+
   /** Ends a call, whichever account it was; unknown Call-IDs are ignored. */
   end(callId: string): void {
     const accountId = this.accountOf.get(callId);

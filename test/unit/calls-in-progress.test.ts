@@ -10,6 +10,7 @@ describe("the edge's own count of calls in progress", () => {
     expect([calls.count('a'), calls.count('b'), calls.total]).toEqual([2, 1, 3]);
     calls.end('c1');
     expect(calls.count('a')).toBe(1);
+    expect([calls.has('c1'), calls.has('c2')]).toEqual([false, true]);
   });
 
   it('ignores an end twice or of an unknown call, so it never goes negative', () => {
