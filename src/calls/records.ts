@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { edgeMember, RECONCILE_KEY_COUNT, RECONCILE_LUA, REINDEX_KEY_COUNT, REINDEX_LUA, TOTALS_LUA_LIB } from './totals.js';
-import { accountKey, BLOCKED_RUNS_DRY_KEY, CALLS_INDEX_KEY, callsKey, EDGE_CALLS_PREFIX, EDGES_KEY, RUNS_DRY_KEY, totalsKey } from '../redis/keys.js';
+import { accountKey, BLOCKED_RUNS_DRY_KEY, CALLS_INDEX_KEY, callsKey, CUT_ORDERS_PREFIX, EDGE_CALLS_PREFIX, EDGES_KEY, RUNS_DRY_KEY, totalsKey } from '../redis/keys.js';
 
 /**
  * Calls in progress on the Redis master: the key layout shared by the edge (writes), the edge's
@@ -101,6 +101,8 @@ end
 -- controller when it finds the hash empty (one command less per call end).
 local function edge_remove(member, call_id)
   redis.call('HDEL', '${EDGE_CALLS_PREFIX}' .. member, call_id)
+  -- An order to end the call (the controller's) goes with its record.
+  redis.call('HDEL', '${CUT_ORDERS_PREFIX}' .. member, call_id)
 end
 -- Totals after a change of one record r: rebuilt from the records when they were missing (or the
 -- change was a replacement: full), otherwise only the changed fields; then the index entry.

@@ -135,6 +135,8 @@ export const configSchema = z.strictObject({
       liveness_ttl_ms: positiveMs.default(15_000),
       /** A master command slower than this fails (the event stays queued). */
       master_timeout_ms: positiveMs.default(500),
+      /** How often the edge reads the controller's orders to end calls it carries (controller.cut_calls). */
+      cut_poll_ms: positiveMs.default(500),
     })
     .prefault({}),
 
@@ -164,6 +166,19 @@ export const configSchema = z.strictObject({
       max_accounts_per_round: z.number().int().positive().default(2000),
       /** Most call records of dead edges removed per round. */
       max_stale_calls_per_round: z.number().int().positive().default(2000),
+      /**
+       * End the calls of an account whose credit has run out (a BYE to each party, from the edge
+       * that carries the call), judged by the rules that block it. Off by default in this version.
+       */
+      cut_calls: z
+        .strictObject({
+          enabled: z.boolean().default(false),
+          /** Decide and audit what would be cut (`cut-dry-run`), end nothing. */
+          dry_run: z.boolean().default(false),
+          /** How long after the projected balance reached zero a call is cut. */
+          grace_ms: z.number().int().min(0).default(1000),
+        })
+        .prefault({}),
       breaker: z
         .strictObject({
           max_blocks: z.number().int().min(0).default(20),

@@ -8,7 +8,7 @@ import { AUDIT_STREAM } from '../redis/keys.js';
  * the data cannot disagree. `credit-edge audit [account]` prints it.
  */
 
-export type AuditAction = 'block' | 'unblock' | 'calls-removed' | 'dataset-init' | 'dataset-accept' | 'deletions-accepted';
+export type AuditAction = 'block' | 'unblock' | 'calls-removed' | 'cut' | 'cut-dry-run' | 'dataset-init' | 'dataset-accept' | 'deletions-accepted';
 
 export interface AuditEntry {
   /** Stream id (ms-seq), set when read back. */

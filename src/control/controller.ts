@@ -1,4 +1,5 @@
 import type { ChainableCommander } from 'ioredis';
+import { encodeCutOrder } from '../calls/cut-orders.js';
 import { callEndArgs, defineCallScripts, type CallScripts } from '../calls/records.js';
 import { reindexKeysArgs, splitEdgeMember } from '../calls/totals.js';
 import type { Logger } from '../log.js';
@@ -8,10 +9,10 @@ import { Lease } from './lease.js';
 import type { Fence, FencedMaster } from './master.js';
 import type { ControllerMetrics } from './metrics.js';
 import { actionFor, assessTotals, BLOCKED_BY_FIELD, CONTROLLER_MARK, EVIDENCE_FIELD, type Assessed, type Assessment } from './projection.js';
-import { readCandidates, type CandidateReads, readEdgeCalls, readIndex, readLiveness, type RoundIndex } from './reads.js';
+import { readCallsToCut, readCandidates, type CallToCut, type CandidateReads, readEdgeCalls, readIndex, readLiveness, type RoundIndex } from './reads.js';
 import { migrateLayout } from './migration.js';
 import { Sweep } from './sweep.js';
-import { accountKey, BLOCKED_INDEX_KEY, CONFIRM_BLOCKS_KEY, EDGES_KEY, LAYOUT_VERSION } from '../redis/keys.js';
+import { accountKey, BLOCKED_INDEX_KEY, CONFIRM_BLOCKS_KEY, cutOrdersKey, EDGES_KEY, LAYOUT_VERSION } from '../redis/keys.js';
 
 export interface ControllerSettings {
   /** This controller's name; the lease holder id adds a random part per process. */
@@ -27,6 +28,8 @@ export interface ControllerSettings {
   sweepFullEvery: number;
   maxAccountsPerRound: number;
   maxStaleCallsPerRound: number;
+  /** Calls of an account out of credit: ordered ended `graceMs` after its projection reached zero. */
+  cutCalls: { enabled: boolean; dryRun: boolean; graceMs: number };
 }
 
 /** What one round saw and did (for tests, status lines and the log). */
@@ -40,6 +43,10 @@ export interface RoundReport {
   unblocked: string[];
   held: string[];
   staleCallsRemoved: number;
+  /** Call-IDs ordered ended (or, in dry run, that would have been). */
+  cut: string[];
+  /** Call-IDs whose cut the breaker held back. */
+  cutsHeld: string[];
   /** Whether the round's writes were confirmed (undefined: nothing to write). */
   written?: boolean;
   /** How long the round took (fence to write), and the sweep's slice after it. */
@@ -66,6 +73,10 @@ interface StaleCall {
 export class CreditController {
   private readonly lease: Lease;
   readonly breaker: Breaker;
+  /** The same thresholds for cuts: many accounts' calls to end at once is likelier a fault of ours. */
+  readonly cutBreaker: Breaker;
+  /** Calls a dry run has audited, so each is audited once (forgotten past 100,000). */
+  private readonly dryRunAudited = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
   private stopped = false;
@@ -92,6 +103,7 @@ export class CreditController {
   ) {
     this.lease = new Lease(master.client, s.holderId, s.leaseMs);
     this.breaker = new Breaker(s.breaker);
+    this.cutBreaker = new Breaker(s.breaker);
     // EVALSHA for the call scripts in write batches and the sweep's pipelines.
     defineCallScripts(master.client);
     this.sweep = new Sweep({ sweepMs: s.sweepMs, roundMs: s.roundMs, fullEvery: s.sweepFullEvery }, logger, metrics, (a) => this.noteUnknown(a));
@@ -150,7 +162,7 @@ export class CreditController {
   }
 
   private empty(outcome: RoundReport['outcome'], why?: string, master?: string): RoundReport {
-    return { outcome, ...(why !== undefined && { why }), ...(master !== undefined && { master }), evaluated: 0, unknown: 0, blocked: [], unblocked: [], held: [], staleCallsRemoved: 0 };
+    return { outcome, ...(why !== undefined && { why }), ...(master !== undefined && { master }), evaluated: 0, unknown: 0, blocked: [], unblocked: [], held: [], staleCallsRemoved: 0, cut: [], cutsHeld: [] };
   }
 
   private async roundInner(): Promise<RoundReport> {
@@ -171,7 +183,8 @@ export class CreditController {
     const now = this.clock();
     let index: RoundIndex;
     try {
-      index = await readIndex(client, now, this.s.maxAccountsPerRound);
+      const { cutCalls } = this.s;
+      index = await readIndex(client, now, this.s.maxAccountsPerRound, cutCalls.enabled ? now - cutCalls.graceMs : undefined);
     } catch (err) {
       return this.readFailed(fence, err);
     }
@@ -224,7 +237,7 @@ export class CreditController {
     let candidates: Map<string, CandidateReads>;
     try {
       ({ stale, inDoubt, emptyEdges } = await this.deadEdgeCalls(index.edges, now));
-      const ids = [...new Set([...index.due, ...index.liftable])].sort();
+      const ids = [...new Set([...index.due, ...index.liftable, ...index.cuttable])].sort();
       candidates = await readCandidates(client, ids);
     } catch (err) {
       return this.readFailed(fence, err);
@@ -269,7 +282,20 @@ export class CreditController {
     this.metrics.breakerOpen.set(this.breaker.open ? 1 : 0);
     this.metrics.blocksHeld.set(report.held.length);
 
-    if (blocks.length === 0 && toUnblock.length === 0 && stale.length === 0 && toReindex.length === 0 && emptyEdges.length === 0 && !confirmed) {
+    let cuts: CallToCut[];
+    try {
+      let held: CallToCut[];
+      ({ cuts, held } = await this.callsToCut(index, assessments, now));
+      report.cutsHeld = held.map((c) => c.callId);
+    } catch (err) {
+      return this.readFailed(fence, err);
+    }
+    // An operator's confirmation lets the held cuts through too (and is used up, as for blocks).
+    const cutsConfirmed = cuts.length > 0 && index.confirmBlocks !== null;
+    const dryRun = this.s.cutCalls.dryRun;
+    const cutOf = new Map(assessments.map((a) => [a.accountId, a]));
+
+    if (blocks.length === 0 && toUnblock.length === 0 && stale.length === 0 && toReindex.length === 0 && emptyEdges.length === 0 && cuts.length === 0 && !confirmed && !cutsConfirmed) {
       await client.unwatch().catch(() => undefined);
       return report;
     }
@@ -281,8 +307,9 @@ export class CreditController {
       for (const a of toUnblock) audits.push(this.unblock(tx, a, fence.address, at));
       for (const id of toReindex) scripts(tx).reindexAccount(...reindexKeysArgs(id));
       for (const entry of this.removeStale(tx, stale, fence.address, at, now)) audits.push(entry);
+      for (const c of cuts) audits.push(this.cut(tx, c, cutOf.get(c.accountId) as Assessed, fence.address, at, now, dryRun));
       if (emptyEdges.length > 0) tx.srem(EDGES_KEY, ...emptyEdges);
-      if (confirmed) tx.del(CONFIRM_BLOCKS_KEY);
+      if (confirmed || cutsConfirmed) tx.del(CONFIRM_BLOCKS_KEY);
       for (const entry of audits) appendAudit(tx, entry, this.s.auditMaxLen);
     });
     report.written = result.done;
@@ -296,11 +323,22 @@ export class CreditController {
     this.metrics.blocks.inc(blocks.length);
     this.metrics.unblocks.inc(toUnblock.length);
     this.metrics.staleCallsRemoved.inc(stale.length);
+    if (cuts.length > 0) {
+      this.cutBreaker.record(new Set(cuts.map((c) => c.accountId)).size, now);
+      this.metrics.cuts.inc({ mode: dryRun ? 'dry-run' : 'cut' }, cuts.length);
+      if (dryRun) {
+        if (this.dryRunAudited.size > 100_000) this.dryRunAudited.clear();
+        for (const c of cuts) this.dryRunAudited.add(c.callId);
+      }
+    }
+    report.cut = cuts.map((c) => c.callId);
     report.blocked = blocks.map((a) => a.accountId);
     report.unblocked = toUnblock.map((a) => a.accountId);
     report.staleCallsRemoved = stale.length;
     for (const entry of audits) {
-      this.logger.info({ account: entry.account, action: entry.action, reason: entry.reason, evidence: JSON.parse(entry.evidence) as unknown, master: entry.master, replicasAcknowledged: result.acknowledgedBy }, `audit: ${entry.action}`);
+      const evidence = JSON.parse(entry.evidence) as { callId?: string };
+      // A cut is about one call: its line carries the Call-ID, as every line about a call does.
+      this.logger.info({ ...(evidence.callId !== undefined && { callId: evidence.callId }), account: entry.account, action: entry.action, reason: entry.reason, evidence, master: entry.master, replicasAcknowledged: result.acknowledgedBy }, `audit: ${entry.action}`);
     }
     return report;
   }
@@ -322,6 +360,46 @@ export class CreditController {
     tx.srem(BLOCKED_INDEX_KEY, a.accountId);
     scripts(tx).reindexAccount(...reindexKeysArgs(a.accountId));
     return { action: 'unblock', account: a.accountId, reason, evidence, controller: this.s.name, master, at };
+  }
+
+  /**
+   * The calls to order ended this round: those of accounts the controller blocked whose projection
+   * reached zero at least `graceMs` ago, re-judged exhausted now by the rules that block them (an
+   * unknown, funded or unlimited account is never cut), not ordered already; none while the cut
+   * breaker is open and no operator has confirmed.
+   */
+  private async callsToCut(index: RoundIndex, assessments: Assessment[], now: number): Promise<{ cuts: CallToCut[]; held: CallToCut[] }> {
+    const byId = new Map(assessments.map((a) => [a.accountId, a]));
+    const exhausted = index.cuttable.filter((id) => {
+      const a = byId.get(id);
+      return a?.kind === 'exhausted' && a.creditBlocked;
+    });
+    let cuts = await readCallsToCut(this.master.client, exhausted);
+    if (this.s.cutCalls.dryRun) cuts = cuts.filter((c) => !this.dryRunAudited.has(c.callId));
+    const accounts = [...new Set(cuts.map((c) => c.accountId))];
+    const verdict = this.cutBreaker.judge(accounts.length, Math.max(index.accountsWithCalls, assessments.length), now);
+    let held: CallToCut[] = [];
+    if (verdict.open && index.confirmBlocks === null) {
+      held = cuts;
+      cuts = [];
+      if (verdict.changed) {
+        this.metrics.breakerTrips.inc();
+        this.logger.error({ critical: true, alert: 'credit-controller-breaker-open', why: verdict.why, accounts }, 'BREAKER OPEN: cutting no calls of these accounts; confirm with `credit-edge controller --confirm-blocks` if they are really out of credit');
+      }
+    } else if (verdict.changed) {
+      this.logger.warn({ why: 'the condition cleared' }, 'cut breaker closed');
+    }
+    this.metrics.cutsHeld.set(held.length);
+    return { cuts, held };
+  }
+
+  private cut(tx: ChainableCommander, c: CallToCut, a: Assessed, master: string, at: string, now: number, dryRun: boolean): AuditEntry {
+    const evidence = JSON.stringify({ callId: c.callId, edge: c.edge, balance: a.balance, spent: a.spent, projected: a.projected, calls: a.calls, graceMs: this.s.cutCalls.graceMs, master, at });
+    const reason = `call ${c.callId} on ${c.edge}: projected balance ${a.projected} <= 0 for ${this.s.cutCalls.graceMs} ms or more${dryRun ? ' (dry run: not ended)' : ''}`;
+    if (!dryRun) {
+      tx.hset(cutOrdersKey(c.edge), c.callId, encodeCutOrder({ account: c.accountId, decidedAt: now, controller: this.s.name }));
+    }
+    return { action: dryRun ? 'cut-dry-run' : 'cut', account: c.accountId, reason, evidence, controller: this.s.name, master, at };
   }
 
   private removeStale(tx: ChainableCommander, stale: StaleCall[], master: string, at: string, now: number): AuditEntry[] {

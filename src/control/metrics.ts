@@ -24,6 +24,10 @@ export class ControllerMetrics {
   readonly breakerTrips: Counter;
   /** Accounts that would have been blocked but the breaker held back (this round). */
   readonly blocksHeld: Gauge;
+  /** Calls ordered ended for credit (mode cut), or that would have been (dry-run), confirmed on the master. */
+  readonly cuts: Counter<'mode'>;
+  /** Calls whose cut the open cut breaker held back in the last round. */
+  readonly cutsHeld: Gauge;
   /** Write batches that counted as not done (not fenced, not acknowledged, aborted). */
   readonly writesNotDone: Counter<'why'>;
   /** 1 while the master has no dataset marker: the controller judges and writes nothing. */
@@ -50,6 +54,8 @@ export class ControllerMetrics {
     this.breakerOpen = new Gauge({ name: 'credit_controller_breaker_open', help: '1 while the breaker holds back mass blocking', registers });
     this.breakerTrips = new Counter({ name: 'credit_controller_breaker_trips_total', help: 'Times the breaker opened', registers });
     this.blocksHeld = new Gauge({ name: 'credit_controller_blocks_held', help: 'Blocks held back by the open breaker in the last round', registers });
+    this.cuts = new Counter({ name: 'credit_controller_cuts_total', help: 'Calls ordered ended because their account ran out of credit (mode cut), or that would have been (dry-run)', labelNames: ['mode'], registers });
+    this.cutsHeld = new Gauge({ name: 'credit_controller_cuts_held', help: 'Calls whose cut the open breaker held back in the last round', registers });
     this.datasetMissing = new Gauge({ name: 'credit_controller_dataset_missing', help: '1 while the master has no dataset marker (nothing judged, nothing written)', registers });
     this.sweepStepSeconds = new Histogram({ name: 'credit_controller_sweep_step_seconds', help: 'Time one slice of the reconciliation sweep took (after a round)', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers });
     this.sweepPasses = new Counter({ name: 'credit_controller_sweep_passes_total', help: 'Reconciliation sweeps completed over every account', registers });

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
-import { parseTotals, type CallTotals } from '../calls/totals.js';
-import { accountKey, BLOCKED_RUNS_DRY_KEY, CALLS_INDEX_KEY, CONFIRM_BLOCKS_KEY, DATASET_KEY, edgeAliveKey, edgeCallsKey, EDGES_KEY, LAYOUT_KEY, LEASE_KEY, LEGACY_KEYS, RUNS_DRY_KEY, totalsKey } from '../redis/keys.js';
+import { parseCallRecord } from '../calls/records.js';
+import { edgeMember, parseTotals, type CallTotals } from '../calls/totals.js';
+import { accountKey, BLOCKED_RUNS_DRY_KEY, CALLS_INDEX_KEY, callsKey, CONFIRM_BLOCKS_KEY, cutOrdersKey, DATASET_KEY, edgeAliveKey, edgeCallsKey, EDGES_KEY, LAYOUT_KEY, LEASE_KEY, LEGACY_KEYS, RUNS_DRY_KEY, totalsKey } from '../redis/keys.js';
 
 /** What a round starts from: one pipelined round trip, whatever the number of accounts and calls. */
 export interface RoundIndex {
@@ -12,6 +13,8 @@ export interface RoundIndex {
   dueTotal: number;
   /** Accounts the controller blocked that run dry later than `now` (or never): their block may lift. */
   liftable: string[];
+  /** Accounts the controller blocked that ran dry before the cut's grace: their calls may be cut. */
+  cuttable: string[];
   confirmBlocks: string | null;
   /** `{node}:{instance}` of every edge process with call records. */
   edges: string[];
@@ -31,24 +34,26 @@ function check(replies: [Error | null, unknown][] | null): unknown[] {
   return replies.map(([, value]) => value);
 }
 
-/** Throws when the master does not answer: the whole round is then unknown. */
-export async function readIndex(client: Redis, now: number, max: number): Promise<RoundIndex> {
-  const r = check(
-    await client
-      .pipeline()
-      .hget(DATASET_KEY, 'id')
-      .zrangebyscore(RUNS_DRY_KEY, '-inf', now, 'LIMIT', 0, max)
-      .zcount(RUNS_DRY_KEY, '-inf', now)
-      .zrangebyscore(BLOCKED_RUNS_DRY_KEY, `(${now}`, '+inf', 'LIMIT', 0, max)
-      .get(CONFIRM_BLOCKS_KEY)
-      .smembers(EDGES_KEY)
-      .get(LAYOUT_KEY)
-      .scard(CALLS_INDEX_KEY)
-      .dbsize()
-      .type(LEGACY_KEYS.accountsWithCalls.old)
-      .type(LEGACY_KEYS.edges.old)
-      .exec(),
-  );
+/**
+ * Throws when the master does not answer: the whole round is then unknown. `cutBefore`: read the
+ * blocked accounts that ran dry before it (calls may be cut); undefined when calls are not cut.
+ */
+export async function readIndex(client: Redis, now: number, max: number, cutBefore?: number): Promise<RoundIndex> {
+  const pipeline = client
+    .pipeline()
+    .hget(DATASET_KEY, 'id')
+    .zrangebyscore(RUNS_DRY_KEY, '-inf', now, 'LIMIT', 0, max)
+    .zcount(RUNS_DRY_KEY, '-inf', now)
+    .zrangebyscore(BLOCKED_RUNS_DRY_KEY, `(${now}`, '+inf', 'LIMIT', 0, max)
+    .get(CONFIRM_BLOCKS_KEY)
+    .smembers(EDGES_KEY)
+    .get(LAYOUT_KEY)
+    .scard(CALLS_INDEX_KEY)
+    .dbsize()
+    .type(LEGACY_KEYS.accountsWithCalls.old)
+    .type(LEGACY_KEYS.edges.old);
+  if (cutBefore !== undefined) pipeline.zrangebyscore(BLOCKED_RUNS_DRY_KEY, '-inf', cutBefore, 'LIMIT', 0, max);
+  const r = check(await pipeline.exec());
   return {
     datasetId: (r[0] as string | null) || null,
     due: r[1] as string[],
@@ -61,6 +66,7 @@ export async function readIndex(client: Redis, now: number, max: number): Promis
     dbsize: r[8] as number,
     // A hash under an old name is the calls of an account so named: it is no index.
     legacyIndexes: r[9] === 'set' || r[10] === 'set',
+    cuttable: cutBefore !== undefined ? (r[11] as string[]) : [],
   };
 }
 
@@ -105,3 +111,34 @@ export async function readCandidates(client: Redis, ids: string[]): Promise<Map<
   ids.forEach((id, i) => out.set(id, { account: r[2 * i] as Record<string, string>, totals: parseTotals(r[2 * i + 1] as Record<string, string>) ?? null }));
   return out;
 }
+
+export interface CallToCut {
+  accountId: string;
+  callId: string;
+  /** `{node}:{instance}` of the edge process that carries it. */
+  edge: string;
+}
+
+/**
+ * The call records of accounts whose calls may be cut, without those already ordered: WATCHes the
+ * records and the order hashes, so a call ending or another controller's order aborts the batch.
+ */
+export async function readCallsToCut(client: Redis, ids: string[]): Promise<CallToCut[]> {
+  if (ids.length === 0) return [];
+  await client.watch(...ids.map(callsKey));
+  const records = check(await ids.reduce((p, id) => p.hgetall(callsKey(id)), client.pipeline()).exec()) as Record<string, string>[];
+  const calls: CallToCut[] = [];
+  ids.forEach((accountId, i) => {
+    for (const [callId, raw] of Object.entries(records[i]!)) {
+      const record = parseCallRecord(raw);
+      // A record that does not parse made the account unknown already; never cut on it.
+      if (record && record.account === accountId) calls.push({ accountId, callId, edge: edgeMember(record.node, record.instance) });
+    }
+  });
+  if (calls.length === 0) return [];
+  const orderKeys = [...new Set(calls.map((c) => cutOrdersKey(c.edge)))];
+  await client.watch(...orderKeys);
+  const ordered = check(await calls.reduce((p, c) => p.hexists(cutOrdersKey(c.edge), c.callId), client.pipeline()).exec());
+  return calls.filter((_, i) => ordered[i] === 0);
+}
+

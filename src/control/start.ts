@@ -51,6 +51,7 @@ export function startController(config: Config, logger: Logger, options: StartCo
       maxAccountsPerRound: c.max_accounts_per_round,
       maxStaleCallsPerRound: c.max_stale_calls_per_round,
       breaker: { maxBlocks: c.breaker.max_blocks, maxShare: c.breaker.max_share, minAccountsForShare: c.breaker.min_accounts, windowMs: c.breaker.window_ms },
+      cutCalls: { enabled: c.cut_calls.enabled, dryRun: c.cut_calls.dry_run, graceMs: c.cut_calls.grace_ms },
     },
     log,
     metrics,

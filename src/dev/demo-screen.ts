@@ -69,7 +69,7 @@ export function formatTryNext(p: DemoPlaces): string {
     );
     if (p.sip.controllerAdmin) {
       lines.push(
-        `  ${sipp} -d 20000 -key account acct-low   (credit for ~6 s: the controller blocks it mid-call)`,
+        `  ${sipp.replace('demo-call.xml', 'demo-long-call.xml')} -trace_msg -key account acct-low   (credit for ~6 s: blocked, then ended with a BYE ~1 s later)`,
         `  credit-edge account set acct-low balance=10 ${config}   (top-up: the controller lifts its block)`,
         `  credit-edge audit acct-low ${config}`,
       );

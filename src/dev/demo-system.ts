@@ -77,7 +77,8 @@ export function localSystemConfig(parts: { topology: Topology; sip?: { listen: H
       calls_in_progress: { enabled: withSentinel },
       routes: { default: [`sip:127.0.0.1:${sip.carrierPort}`] },
       admin: { listen: address(sip.edgeAdmin) },
-      controller: { name: 'demo-controller', admin_listen: address(sip.controllerAdmin) },
+      // Calls past their credit are ended (off by default in the product): acct-low's call shows it.
+      controller: { name: 'demo-controller', admin_listen: address(sip.controllerAdmin), cut_calls: { enabled: true } },
     }),
   };
   return [

@@ -8,7 +8,7 @@ import type { AccountReader } from '../accounts/reader.js';
 import type { StaleCache } from '../accounts/stale-cache.js';
 import type { EdgeMetrics } from '../admin/metrics.js';
 import { fixedShapeLogger, type Logger } from '../log.js';
-import { accountOnRecord, decide, overloadRejection, rejection, type Basis, type Decision, type RejectDecision } from '../policy/decide.js';
+import { accountOnRecord, creditCutReason, decide, overloadRejection, rejection, type Basis, type Decision, type RejectDecision } from '../policy/decide.js';
 import type { Rules } from '../policy/rules.js';
 import { CallEnder, seenDialog, type EndOutcome, type RequestSender } from './call-ender.js';
 import type { CallRecorder } from './call-records.js';
@@ -282,6 +282,11 @@ export class EdgeApp {
       this.o.records?.ended(callId);
     }
     return outcome;
+  }
+
+  /** The Reason of the BYEs that end a call for credit, as the current rules say it. */
+  get cutReason(): string {
+    return creditCutReason(this.o.rules);
   }
 
   lastDecision(accountId: string): LastDecision | undefined {

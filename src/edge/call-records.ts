@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { parseCutOrder, type CutOrder } from '../calls/cut-orders.js';
 import { callEndArgs, callStartArgs, defineCallScripts, parseCallRecord, type CallRecord, type CallScripts } from '../calls/records.js';
 import { edgeMember } from '../calls/totals.js';
 import type { Logger } from '../log.js';
 import { sentinelMasterClient } from '../redis/master-client.js';
-import { CALLS_INDEX_KEY, callsKey, edgeAliveKey, edgeCallsKey } from '../redis/keys.js';
+import { CALLS_INDEX_KEY, callsKey, cutOrdersKey, edgeAliveKey, edgeCallsKey } from '../redis/keys.js';
 
 export interface CallRecorderOptions {
   /** config node_id. */
@@ -293,6 +294,26 @@ export class CallRecorder {
   }
 
   /** Tries to write what is queued within `ms`, then disconnects. The liveness key expires by itself. */
+  /** The account of a call this process answered and has not ended; undefined for any other. */
+  accountOf(callId: string): string | undefined {
+    return this.active.get(callId)?.account;
+  }
+
+  /**
+   * The controller's orders to end calls this process carries (Call-ID -> order); orders that do
+   * not parse are left out (and never acted on). Throws when the master does not answer.
+   */
+  async cutOrders(): Promise<Map<string, CutOrder>> {
+    const raw = await this.client.hgetall(cutOrdersKey(edgeMember(this.o.node, this.instance)));
+    const orders = new Map<string, CutOrder>();
+    for (const [callId, value] of Object.entries(raw)) {
+      const order = parseCutOrder(value);
+      if (order) orders.set(callId, order);
+      else this.logger.warn({ callId }, 'cut order that does not parse: ignored');
+    }
+    return orders;
+  }
+
   async stop(ms = 1000): Promise<void> {
     const deadline = Date.now() + ms;
     while (this.queue.length > 0 && this.client.status === 'ready' && Date.now() < deadline) {

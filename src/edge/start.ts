@@ -14,6 +14,7 @@ import type { Logger } from '../log.js';
 import type { Rules } from '../policy/rules.js';
 import { EdgeApp, type EdgeOptions } from './app.js';
 import { CallRecorder } from './call-records.js';
+import { CutOrderRunner } from './cut-orders.js';
 import { LocalCallsInProgress } from './calls-in-progress.js';
 import { Identifier } from './identify.js';
 import { splitHostPort } from '../config/host-port.js';
@@ -33,6 +34,8 @@ export interface RunningEdge {
   warmer?: LocalCopyWarmer;
   /** Calls in progress recorded on the master; undefined when calls_in_progress.enabled is false. */
   records?: CallRecorder;
+  /** Carries out the controller's orders to end calls (with records only). */
+  cuts?: CutOrderRunner;
   metrics: EdgeMetrics;
   /** Connected to the SIP server, and a replica in sync or a warm cache to decide with. */
   ready(): boolean;
@@ -136,6 +139,18 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
     metrics,
   });
 
+  // The controller's orders to end calls of accounts out of credit (controller.cut_calls).
+  const cuts = records
+    ? new CutOrderRunner({
+        source: records,
+        endCall: (callId, reason) => app.endCall(callId, reason),
+        reason: () => app.cutReason,
+        pollMs: cip.cut_poll_ms,
+        logger: logger.child({ component: 'cut-orders' }),
+        registry: metrics.registry,
+      })
+    : undefined;
+
   let isConnected = false;
   const connected = new Promise<void>((resolve) => {
     srf.on('connect', (err: Error | null, hostport: string) => {
@@ -166,6 +181,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
     guard,
     calls,
     ...(records && { records }),
+    ...(cuts && { cuts }),
     metrics,
     connected,
     ready: () => isConnected && (pool.replicas.some((r) => r.inSync) || cache.size > 0),
@@ -176,6 +192,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
         // never connected
       }
       warmer?.stop();
+      cuts?.stop();
       await records?.stop();
       await pool.close();
     },

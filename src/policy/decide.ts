@@ -106,6 +106,11 @@ function atChannelLimit(account: Account, calls: CallsInProgress, rules: Rules):
   }
 }
 
+/** The Reason of the BYEs that end a call whose account ran out of credit: the out-of-credit verdict's cause. */
+export function creditCutReason(rules: Rules): string {
+  return `Q.850;cause=${rules.rejections['out-of-credit'].q850};text="out of call credit"`;
+}
+
 /** A rejection as the rules say it for this verdict, with a Reason text saying which case it was. */
 export function rejection(verdict: Verdict, text: string, basis: Basis, rules: Rules, account?: Account): RejectDecision {
   const rejection = rules.rejections[verdict];

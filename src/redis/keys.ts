@@ -9,6 +9,7 @@
  * | `calls:index:accounts`         | set    | accounts that have (or just had) a `calls:{account}` hash        |
  * | `calls:index:edges`            | set    | `{node}:{instance}` of every edge process with records           |
  * | `calls:edge:{node}:{instance}` | hash   | Call-ID -> account, the records that edge process carries        |
+ * | `calls:cut:{node}:{instance}`  | hash   | Call-ID -> the controller's order to end that call (JSON)        |
  * | `edge:{node}:alive`            | string | the edge process's instance id, with a TTL the edge renews       |
  * | `credit:runs-dry-at`           | zset   | accounts not blocked, with calls: score = when they run dry (ms) |
  * | `credit:blocked-runs-dry-at`   | zset   | accounts the controller blocked: same score (> now: may lift)    |
@@ -22,7 +23,7 @@
  * **Why no account id can reach a shared key.** A per-account key is one of the prefixes
  * `account:`, `calls:`, `calls-total:` followed by the id, and an id never holds a colon
  * (ACCOUNT_ID_PATTERN). Every shared key under one of those prefixes holds a colon after it
- * (`calls:index:...`, `calls:edge:...`), and every other shared key starts otherwise. So whatever
+ * (`calls:index:...`, `calls:edge:...`, `calls:cut:...`), and every other shared key starts otherwise. So whatever
  * the id, an account's keys are its own (test/unit/keys.test.ts checks it for every id the pattern
  * accepts). Before layout 3 the shared indexes were `calls:accounts`, `calls:edges` and
  * `calls:layout`: an account named `accounts`, `edges` or `layout` met them (LEGACY_KEYS).
@@ -57,6 +58,14 @@ export function edgeCallsKey(edge: string): string {
   return EDGE_CALLS_PREFIX + edge;
 }
 
+/** An order lives as long as its call's record: the Lua step that removes the record removes it. */
+export const CUT_ORDERS_PREFIX = 'calls:cut:';
+
+/** `edge` is `{node}:{instance}`: the orders to end calls that edge process carries. */
+export function cutOrdersKey(edge: string): string {
+  return CUT_ORDERS_PREFIX + edge;
+}
+
 export function edgeAliveKey(node: string): string {
   return `edge:${node}:alive`;
 }
@@ -79,7 +88,7 @@ export const LEGACY_KEYS = {
   layout: { old: 'calls:layout', now: null },
 } as const;
 
-/** The shared keys with a fixed name (the per-edge ones are EDGE_CALLS_PREFIX and edgeAliveKey). */
+/** The shared keys with a fixed name (the per-edge ones are EDGE_CALLS_PREFIX, CUT_ORDERS_PREFIX and edgeAliveKey). */
 export const SHARED_KEYS = [
   CALLS_INDEX_KEY,
   EDGES_KEY,

@@ -6,6 +6,8 @@ import {
   accountKey,
   accountOfKey,
   callsKey,
+  CUT_ORDERS_PREFIX,
+  cutOrdersKey,
   EDGE_CALLS_PREFIX,
   edgeAliveKey,
   edgeCallsKey,
@@ -28,7 +30,7 @@ const perAccount = [accountKey, callsKey, totalsKey];
 
 /** Whether `key` is one of the product's shared keys (fixed or per edge). */
 function isShared(key: string): boolean {
-  return (SHARED_KEYS as readonly string[]).includes(key) || key.startsWith(EDGE_CALLS_PREFIX) || /^edge:[^:]+:alive$/.test(key);
+  return (SHARED_KEYS as readonly string[]).includes(key) || key.startsWith(EDGE_CALLS_PREFIX) || key.startsWith(CUT_ORDERS_PREFIX) || /^edge:[^:]+:alive$/.test(key);
 }
 
 describe('the key space', () => {
@@ -51,6 +53,7 @@ describe('the key space', () => {
     fc.assert(
       fc.property(nodeId, fc.uuid(), (node, instance) => {
         expect(accountOfKey(edgeCallsKey(edgeMember(node, instance)))).toBeUndefined();
+        expect(accountOfKey(cutOrdersKey(edgeMember(node, instance)))).toBeUndefined();
         expect(accountOfKey(edgeAliveKey(node))).toBeUndefined();
       }),
     );
