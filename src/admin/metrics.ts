@@ -40,6 +40,10 @@ export class EdgeMetrics {
   readonly endingByes: Counter<'leg' | 'outcome'>;
   /** Answered calls without what a BYE needs: calls the edge could not end. */
   readonly callsNotEndable: Counter;
+  /** Calls ended on the controller's order (src/edge/cut-orders.ts), by outcome. */
+  readonly callsCut: Counter<'outcome'>;
+  /** From the controller's decision to both parties confirming the BYE. */
+  readonly cutSeconds: Histogram;
   private readonly replicaHealth: Gauge<'replica' | 'state'>;
   private readonly replicaLag: Gauge<'replica'>;
   private readonly cacheEntries: Gauge;
@@ -76,6 +80,13 @@ export class EdgeMetrics {
       registers,
     });
     this.callsNotEndable = new Counter({ name: 'credit_edge_calls_not_endable_total', help: 'Answered calls without what a BYE needs (From, Contact, a To tag): the edge cannot end them', registers });
+    this.callsCut = new Counter({
+      name: 'credit_edge_calls_cut_total',
+      help: "Calls ended on the controller's order (account out of credit), by outcome: ended, not-ended (a party did not confirm), not-endable (no dialog), refused (another account's order)",
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.cutSeconds = new Histogram({ name: 'credit_edge_cut_seconds', help: "From the controller's decision to both parties confirming the BYE", buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30], registers });
 
     // Read at scrape time, so replicas added or removed by a reload show up (and go) at once.
     const metrics = this;

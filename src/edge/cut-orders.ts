@@ -1,4 +1,4 @@
-import { Counter, Histogram, type Registry } from 'prom-client';
+import type { EdgeMetrics } from '../admin/metrics.js';
 import type { CutOrder } from '../calls/cut-orders.js';
 import type { Logger } from '../log.js';
 import type { EndOutcome } from './call-ender.js';
@@ -27,7 +27,7 @@ export interface CutOrderRunnerOptions {
   reason: () => string;
   pollMs: number;
   logger: Logger;
-  registry?: Registry;
+  metrics: Pick<EdgeMetrics, 'callsCut' | 'cutSeconds'>;
   clock?: () => number;
 }
 
@@ -38,25 +38,9 @@ export class CutOrderRunner {
   private readonly refused = new Set<string>();
   private polling = false;
   private readonly clock: () => number;
-  readonly metrics: { cuts: Counter<'outcome'>; latency: Histogram };
 
   constructor(private readonly o: CutOrderRunnerOptions) {
     this.clock = o.clock ?? Date.now;
-    const registers = o.registry ? [o.registry] : [];
-    this.metrics = {
-      cuts: new Counter({
-        name: 'credit_edge_calls_cut_total',
-        help: "Calls ended on the controller's order (account out of credit), by outcome: ended, not-ended (a party did not confirm), not-endable (no dialog), refused (another account's order)",
-        labelNames: ['outcome'],
-        registers,
-      }),
-      latency: new Histogram({
-        name: 'credit_edge_cut_seconds',
-        help: "From the controller's decision to both parties confirming the BYE",
-        buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
-        registers,
-      }),
-    };
     this.timer = setInterval(() => void this.poll(), o.pollMs);
     this.timer.unref();
   }
@@ -95,11 +79,11 @@ export class CutOrderRunner {
         this.refuse(callId, 'not-endable', line, 'cut order for a call the edge cannot end (no dialog to send a BYE in): it runs on');
       } else if (outcome.ended) {
         const seconds = (this.clock() - order.decidedAt) / 1000;
-        this.metrics.cuts.inc({ outcome: 'ended' });
-        this.metrics.latency.observe(Math.max(0, seconds));
+        this.o.metrics.callsCut.inc({ outcome: 'ended' });
+        this.o.metrics.cutSeconds.observe(Math.max(0, seconds));
         this.o.logger.info({ ...line, caller: outcome.caller, callee: outcome.callee, ms: Math.round(seconds * 1000) }, 'call cut: account out of credit');
       } else {
-        this.metrics.cuts.inc({ outcome: 'not-ended' });
+        this.o.metrics.callsCut.inc({ outcome: 'not-ended' });
         this.o.logger.warn({ ...line, caller: outcome.caller, callee: outcome.callee }, 'call cut not confirmed by both parties: tried again at the next poll');
       }
     } finally {
@@ -110,7 +94,7 @@ export class CutOrderRunner {
   private refuse(callId: string, outcome: 'refused' | 'not-endable', fields: Record<string, unknown>, msg: string): void {
     if (this.refused.size > 10_000) this.refused.clear();
     this.refused.add(callId);
-    this.metrics.cuts.inc({ outcome });
+    this.o.metrics.callsCut.inc({ outcome });
     this.o.logger.error({ callId, ...fields, alert: true }, msg);
   }
 

@@ -147,7 +147,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
         reason: () => app.cutReason,
         pollMs: cip.cut_poll_ms,
         logger: logger.child({ component: 'cut-orders' }),
-        registry: metrics.registry,
+        metrics,
       })
     : undefined;
 
