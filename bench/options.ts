@@ -17,7 +17,7 @@ const num = (v: string) => {
 export function configureBenchCommand(cmd: Command): Command {
   return cmd
     .description('PDD benchmark: SIPp load through the edge, per-call PDD from SIPp message timestamps, JSON + HTML report in bench/results/')
-    .addArgument(new Command().createArgument('<profile>', [...PROFILE_NAMES, 'controller-scale', 'soak'].join(' | ')).choices([...PROFILE_NAMES, 'controller-scale', 'soak']))
+    .addArgument(new Command().createArgument('<profile>', [...PROFILE_NAMES, 'controller-scale', 'cut-overdraft', 'soak'].join(' | ')).choices([...PROFILE_NAMES, 'controller-scale', 'cut-overdraft', 'soak']))
     .option('--cps <n>', 'calls per second (capacity: the first step)', num)
     .option('--duration <s>', 'seconds per measured arm (capacity: per step)', num)
     .option('--pairs <n>', 'baseline: gated/ungated pairs', num)
@@ -26,7 +26,8 @@ export function configureBenchCommand(cmd: Command): Command {
     .option('--dry-share <x>', 'controller-scale: share of accounts whose credit runs out during the run (default 0.005)', num)
     .option('--minutes <m>', 'soak: minutes of calls and faults (default 30)', num)
     .option('--seed <n>', 'soak: the seed of the accounts, the calls, the faults and the operator actions (default 1)', num)
-    .option('--round-ms <ms>', 'controller-scale: the controller round (default 1000, the product default)', num)
+    .option('--round-ms <ms>', 'controller-scale, cut-overdraft: the controller round (default 1000, the product default)', num)
+    .option('--grace-ms <ms>', 'cut-overdraft: controller.cut_calls.grace_ms (default 250, the product default)', num)
     .addOption(new Option('--warmup <s>', `seconds of unmeasured calls before each arm (0: none; defaults: ${PROFILE_NAMES.map((p) => `${p} ${PROFILES[p].defaults.warmupS}`).join(', ')})`).argParser(Number))
     .option('--step <n>', 'capacity: rate step', num)
     .option('--max-cps <n>', 'capacity: last rate tried', num)
@@ -61,7 +62,7 @@ export function benchOptionsOf(opts: Record<string, unknown>): BenchOptions {
 }
 
 /** Runs a profile and prints the summary as the last line of stdout (one JSON object). */
-export async function runFromCli(profile: ProfileName | 'controller-scale' | 'soak', opts: Record<string, unknown>): Promise<void> {
+export async function runFromCli(profile: ProfileName | 'controller-scale' | 'cut-overdraft' | 'soak', opts: Record<string, unknown>): Promise<void> {
   const outDir = typeof opts.out === 'string' ? opts.out : path.join(packageRoot(), 'bench', 'results');
   const note = (line: string) => process.stderr.write(`bench: ${line}\n`);
   stopOnSignals();
@@ -69,6 +70,13 @@ export async function runFromCli(profile: ProfileName | 'controller-scale' | 'so
     const { runSoak } = await import('./soak/soak.js');
     const n = (k: string) => (typeof opts[k] === 'number' ? (opts[k] as number) : undefined);
     const summary = await runSoak({ minutes: n('minutes') ?? 30, seed: n('seed') ?? 1, ...(n('cps') !== undefined && { cps: n('cps') }), ...(n('accounts') !== undefined && { accounts: n('accounts') }), outDir }, note);
+    process.stdout.write(JSON.stringify(summary) + '\n');
+    return;
+  }
+  if (profile === 'cut-overdraft') {
+    const { runCutOverdraft } = await import('./cut-overdraft.js');
+    const n = (k: string) => (typeof opts[k] === 'number' ? (opts[k] as number) : undefined);
+    const summary = await runCutOverdraft({ accounts: n('accounts') ?? 200, ...(n('graceMs') !== undefined && { graceMs: n('graceMs') }), ...(n('roundMs') !== undefined && { roundMs: n('roundMs') }), outDir }, note);
     process.stdout.write(JSON.stringify(summary) + '\n');
     return;
   }

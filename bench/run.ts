@@ -7,7 +7,7 @@ import type { ProfileName } from './profiles.js';
  * `npm run bench -- PROFILE [options]` (node dist/bench/run.js): runs one benchmark profile. Progress
  * goes to stderr; the last line of stdout is the run's summary as one JSON object.
  */
-const program = configureBenchCommand(new Command('bench')).action(async (profile: ProfileName | 'controller-scale' | 'soak', opts: Record<string, unknown>) => {
+const program = configureBenchCommand(new Command('bench')).action(async (profile: ProfileName | 'controller-scale' | 'cut-overdraft' | 'soak', opts: Record<string, unknown>) => {
   await runFromCli(profile, opts);
 });
 

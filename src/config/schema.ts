@@ -176,7 +176,7 @@ export const configSchema = z.strictObject({
           /** Decide and audit what would be cut (`cut-dry-run`), end nothing. */
           dry_run: z.boolean().default(false),
           /** How long after the projected balance reached zero a call is cut. */
-          grace_ms: z.number().int().min(0).default(1000),
+          grace_ms: z.number().int().min(0).default(250),
         })
         .prefault({}),
       breaker: z

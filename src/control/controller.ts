@@ -285,7 +285,7 @@ export class CreditController {
     let cuts: CallToCut[];
     try {
       let held: CallToCut[];
-      ({ cuts, held } = await this.callsToCut(index, assessments, now));
+      ({ cuts, held } = await this.callsToCut(index, assessments, blocks, now));
       report.cutsHeld = held.map((c) => c.callId);
     } catch (err) {
       return this.readFailed(fence, err);
@@ -363,17 +363,23 @@ export class CreditController {
   }
 
   /**
-   * The calls to order ended this round: those of accounts the controller blocked whose projection
-   * reached zero at least `graceMs` ago, re-judged exhausted now by the rules that block them (an
-   * unknown, funded or unlimited account is never cut), not ordered already; none while the cut
-   * breaker is open and no operator has confirmed.
+   * The calls to order ended this round: those of accounts whose projection reached zero at least
+   * `graceMs` ago, re-judged exhausted now by the rules that block them (an unknown, funded or
+   * unlimited account is never cut) and blocked (before, or in this batch: `blocks`, what the
+   * block breaker let through), not ordered already; none while the cut breaker is open and no
+   * operator has confirmed.
    */
-  private async callsToCut(index: RoundIndex, assessments: Assessment[], now: number): Promise<{ cuts: CallToCut[]; held: CallToCut[] }> {
+  private async callsToCut(index: RoundIndex, assessments: Assessment[], blocks: Assessed[], now: number): Promise<{ cuts: CallToCut[]; held: CallToCut[] }> {
+    if (!this.s.cutCalls.enabled) return { cuts: [], held: [] };
     const byId = new Map(assessments.map((a) => [a.accountId, a]));
-    const exhausted = index.cuttable.filter((id) => {
-      const a = byId.get(id);
-      return a?.kind === 'exhausted' && a.creditBlocked;
-    });
+    const cutBefore = now - this.s.cutCalls.graceMs;
+    const exhausted = [
+      ...index.cuttable.filter((id) => {
+        const a = byId.get(id);
+        return a?.kind === 'exhausted' && a.creditBlocked;
+      }),
+      ...blocks.filter((a) => (index.dueAt.get(a.accountId) ?? Infinity) <= cutBefore).map((a) => a.accountId),
+    ];
     let cuts = await readCallsToCut(this.master.client, exhausted);
     if (this.s.cutCalls.dryRun) cuts = cuts.filter((c) => !this.dryRunAudited.has(c.callId));
     const accounts = [...new Set(cuts.map((c) => c.accountId))];

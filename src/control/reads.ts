@@ -9,6 +9,8 @@ export interface RoundIndex {
   datasetId: string | null;
   /** Accounts not blocked whose projection reached zero by `now` (at most `max`), soonest first. */
   due: string[];
+  /** When each due account's projection reached zero (ms): one blocked now may be cut at once. */
+  dueAt: Map<string, number>;
   /** How many are due in all (the breaker counts them all, even those left for the next round). */
   dueTotal: number;
   /** Accounts the controller blocked that run dry later than `now` (or never): their block may lift. */
@@ -42,7 +44,7 @@ export async function readIndex(client: Redis, now: number, max: number, cutBefo
   const pipeline = client
     .pipeline()
     .hget(DATASET_KEY, 'id')
-    .zrangebyscore(RUNS_DRY_KEY, '-inf', now, 'LIMIT', 0, max)
+    .zrangebyscore(RUNS_DRY_KEY, '-inf', now, 'WITHSCORES', 'LIMIT', 0, max)
     .zcount(RUNS_DRY_KEY, '-inf', now)
     .zrangebyscore(BLOCKED_RUNS_DRY_KEY, `(${now}`, '+inf', 'LIMIT', 0, max)
     .get(CONFIRM_BLOCKS_KEY)
@@ -54,9 +56,13 @@ export async function readIndex(client: Redis, now: number, max: number, cutBefo
     .type(LEGACY_KEYS.edges.old);
   if (cutBefore !== undefined) pipeline.zrangebyscore(BLOCKED_RUNS_DRY_KEY, '-inf', cutBefore, 'LIMIT', 0, max);
   const r = check(await pipeline.exec());
+  const dueWithScores = r[1] as string[];
+  const dueAt = new Map<string, number>();
+  for (let i = 0; i + 1 < dueWithScores.length; i += 2) dueAt.set(dueWithScores[i]!, Number(dueWithScores[i + 1]));
   return {
     datasetId: (r[0] as string | null) || null,
-    due: r[1] as string[],
+    due: [...dueAt.keys()],
+    dueAt,
     dueTotal: r[2] as number,
     liftable: r[3] as string[],
     confirmBlocks: r[4] as string | null,
