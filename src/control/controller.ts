@@ -237,7 +237,7 @@ export class CreditController {
     let candidates: Map<string, CandidateReads>;
     try {
       ({ stale, inDoubt, emptyEdges } = await this.deadEdgeCalls(index.edges, now));
-      const ids = [...new Set([...index.due, ...index.liftable, ...index.cuttable])].sort();
+      const ids = [...new Set([...index.dueAt.keys(), ...index.liftable, ...index.cuttable])].sort();
       candidates = await readCandidates(client, ids);
     } catch (err) {
       return this.readFailed(fence, err);
@@ -250,6 +250,7 @@ export class CreditController {
       this.noteUnknown(assessment);
     }
     report.evaluated = assessments.length;
+    const assessedById = new Map(assessments.map((a) => [a.accountId, a]));
     report.unknown = assessments.filter((a) => a.kind === 'unknown').length;
     this.metrics.accountsEvaluated.set(report.evaluated);
 
@@ -258,7 +259,7 @@ export class CreditController {
     // Index entries that were wrong (an edit that did not recompute them): set right in the batch.
     const toReindex = assessments.filter((a) => actionFor(a) === 'none' && !(a.kind === 'unknown' && a.cause === 'edge-in-doubt')).map((a) => a.accountId);
     // Due accounts left for the next round count for the breaker too.
-    const dueLeft = Math.max(0, index.dueTotal - index.due.length);
+    const dueLeft = Math.max(0, index.dueTotal - index.dueAt.size);
     const verdict = this.breaker.judge(toBlock.length + dueLeft, Math.max(index.accountsWithCalls, report.evaluated), now);
     let blocks = toBlock;
     let confirmed = false;
@@ -285,7 +286,7 @@ export class CreditController {
     let cuts: CallToCut[];
     try {
       let held: CallToCut[];
-      ({ cuts, held } = await this.callsToCut(index, assessments, blocks, now));
+      ({ cuts, held } = await this.callsToCut(index, assessedById, blocks, now));
       report.cutsHeld = held.map((c) => c.callId);
     } catch (err) {
       return this.readFailed(fence, err);
@@ -293,7 +294,6 @@ export class CreditController {
     // An operator's confirmation lets the held cuts through too (and is used up, as for blocks).
     const cutsConfirmed = cuts.length > 0 && index.confirmBlocks !== null;
     const dryRun = this.s.cutCalls.dryRun;
-    const cutOf = new Map(assessments.map((a) => [a.accountId, a]));
 
     if (blocks.length === 0 && toUnblock.length === 0 && stale.length === 0 && toReindex.length === 0 && emptyEdges.length === 0 && cuts.length === 0 && !confirmed && !cutsConfirmed) {
       await client.unwatch().catch(() => undefined);
@@ -307,7 +307,7 @@ export class CreditController {
       for (const a of toUnblock) audits.push(this.unblock(tx, a, fence.address, at));
       for (const id of toReindex) scripts(tx).reindexAccount(...reindexKeysArgs(id));
       for (const entry of this.removeStale(tx, stale, fence.address, at, now)) audits.push(entry);
-      for (const c of cuts) audits.push(this.cut(tx, c, cutOf.get(c.accountId) as Assessed, fence.address, at, now, dryRun));
+      for (const c of cuts) audits.push(this.cut(tx, c, assessedById.get(c.accountId) as Assessed, fence.address, at, now, dryRun));
       if (emptyEdges.length > 0) tx.srem(EDGES_KEY, ...emptyEdges);
       if (confirmed || cutsConfirmed) tx.del(CONFIRM_BLOCKS_KEY);
       for (const entry of audits) appendAudit(tx, entry, this.s.auditMaxLen);
@@ -369,9 +369,8 @@ export class CreditController {
    * block breaker let through), not ordered already; none while the cut breaker is open and no
    * operator has confirmed.
    */
-  private async callsToCut(index: RoundIndex, assessments: Assessment[], blocks: Assessed[], now: number): Promise<{ cuts: CallToCut[]; held: CallToCut[] }> {
+  private async callsToCut(index: RoundIndex, byId: Map<string, Assessment>, blocks: Assessed[], now: number): Promise<{ cuts: CallToCut[]; held: CallToCut[] }> {
     if (!this.s.cutCalls.enabled) return { cuts: [], held: [] };
-    const byId = new Map(assessments.map((a) => [a.accountId, a]));
     const cutBefore = now - this.s.cutCalls.graceMs;
     const exhausted = [
       ...index.cuttable.filter((id) => {
@@ -383,7 +382,7 @@ export class CreditController {
     let cuts = await readCallsToCut(this.master.client, exhausted);
     if (this.s.cutCalls.dryRun) cuts = cuts.filter((c) => !this.dryRunAudited.has(c.callId));
     const accounts = [...new Set(cuts.map((c) => c.accountId))];
-    const verdict = this.cutBreaker.judge(accounts.length, Math.max(index.accountsWithCalls, assessments.length), now);
+    const verdict = this.cutBreaker.judge(accounts.length, Math.max(index.accountsWithCalls, byId.size), now);
     let held: CallToCut[] = [];
     if (verdict.open && index.confirmBlocks === null) {
       held = cuts;

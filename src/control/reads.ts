@@ -7,9 +7,10 @@ import { accountKey, BLOCKED_RUNS_DRY_KEY, CALLS_INDEX_KEY, callsKey, CONFIRM_BL
 export interface RoundIndex {
   /** The dataset marker's id; null when there is none (a lost or flushed dataset: judge nothing). */
   datasetId: string | null;
-  /** Accounts not blocked whose projection reached zero by `now` (at most `max`), soonest first. */
-  due: string[];
-  /** When each due account's projection reached zero (ms): one blocked now may be cut at once. */
+  /**
+   * Accounts not blocked whose projection reached zero by `now` (at most `max`), soonest first,
+   * with when it did (ms): one blocked now may have its calls cut in the same batch.
+   */
   dueAt: Map<string, number>;
   /** How many are due in all (the breaker counts them all, even those left for the next round). */
   dueTotal: number;
@@ -20,7 +21,7 @@ export interface RoundIndex {
   confirmBlocks: string | null;
   /** `{node}:{instance}` of every edge process with call records. */
   edges: string[];
-  /** The key layout's version (LAYOUT_KEY); null before layout 3 (src/control/sweep.ts migrates). */
+  /** The key layout's version (LAYOUT_KEY); null before layout 3 (src/control/migration.ts migrates). */
   layout: string | null;
   /** An older edge still writes the shared indexes under their old names (LEGACY_KEYS, as sets). */
   legacyIndexes: boolean;
@@ -61,7 +62,6 @@ export async function readIndex(client: Redis, now: number, max: number, cutBefo
   for (let i = 0; i + 1 < dueWithScores.length; i += 2) dueAt.set(dueWithScores[i]!, Number(dueWithScores[i + 1]));
   return {
     datasetId: (r[0] as string | null) || null,
-    due: [...dueAt.keys()],
     dueAt,
     dueTotal: r[2] as number,
     liftable: r[3] as string[],
