@@ -15,6 +15,8 @@ export interface AdminTarget {
 export interface AdminTargetOptions {
   config?: string;
   admin?: string;
+  /** Reach the controller's admin API (controller.admin_listen) instead of the edge's. */
+  controller?: boolean;
 }
 
 /** Adds --config and --admin to a command that talks to a running edge. */
@@ -26,7 +28,7 @@ export function withAdminOptions(command: Command): Command {
 
 export function adminTarget(options: AdminTargetOptions, env: NodeJS.ProcessEnv = process.env): AdminTarget {
   const { config } = loadConfig(options.config, env);
-  const listen = options.admin ?? config.admin.listen;
+  const listen = options.admin ?? (options.controller ? config.controller.admin_listen : config.admin.listen);
   const { host: listening, port } = splitHostPort(listen);
   // An edge listening on every address is reached on loopback from the same host.
   const host = listening === '0.0.0.0' ? '127.0.0.1' : listening === '::' || listening === '[::]' ? '[::1]' : listening;

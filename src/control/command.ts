@@ -7,7 +7,8 @@ import type { Config } from '../config/schema.js';
 import { startAdmin, type AdminServer } from '../admin/server.js';
 import { createLogger, stdoutDestination, type Logger } from '../log.js';
 import { readAudit } from './audit.js';
-import { startController, type RunningController } from './start.js';
+import { configReloader, type ReloadOutcome } from '../config/reload.js';
+import { reconfigureController, startController, type RunningController } from './start.js';
 import { CALLS_INDEX_KEY, callsKey, CONFIRM_BLOCKS_KEY } from '../redis/keys.js';
 
 /**
@@ -62,9 +63,9 @@ export async function readCalls(config: Config, account?: string): Promise<Map<s
  * The controller's admin API: /healthz, /readyz (200 while this controller holds the lease and
  * acts; a standby answers 503), /metrics (its Prometheus metrics), /calls[/account] (calls in
  * progress on the master), POST /confirm-blocks (the operator lets the blocks the open breaker
- * holds back go through once).
+ * holds back go through once), POST /reload (re-read the config file, when given `reload`).
  */
-export async function startControllerAdmin(config: Config, running: RunningController, logger: Logger): Promise<AdminServer> {
+export async function startControllerAdmin(config: Config, running: RunningController, logger: Logger, reload?: () => Promise<ReloadOutcome>): Promise<AdminServer> {
   const admin = await startAdmin({ listen: config.controller.admin_listen, token: () => config.admin.token, logger: logger.child({ component: 'admin' }) });
   admin.addRegistry(running.metrics.registry);
   admin.route('GET', /^\/readyz$/, () => ({ status: running.controller.isLeader ? 200 : 503, body: { leader: running.controller.isLeader, status: running.status() } }));
@@ -73,7 +74,41 @@ export async function startControllerAdmin(config: Config, running: RunningContr
     status: 200,
     body: Object.fromEntries(await readCalls(config, match[1])),
   }));
+  if (reload) {
+    admin.route('POST', /^\/reload$/, async () => {
+      const outcome = await reload();
+      return { status: outcome.ok ? 200 : 422, body: outcome };
+    });
+  }
   return admin;
+}
+
+export interface ControllerService {
+  running: RunningController;
+  admin: AdminServer;
+  /** Re-reads `file`: controller.cut_calls changes in place (src/control/start.ts, reconfigureController). */
+  reload(): Promise<ReloadOutcome>;
+  stop(): Promise<void>;
+}
+
+/** `credit-edge controller` as a unit: the controller, its admin API, and reloads of its config file. */
+export async function startControllerService(config: Config, file: string | undefined, logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<ControllerService> {
+  const running = startController(config, logger);
+  const reloader = configReloader({ file, env, initial: config, logger, apply: (current, next) => reconfigureController(running, current, next) });
+  const reload = () => reloader.reload();
+  const admin = await startControllerAdmin(config, running, logger, reload).catch(async (err: unknown) => {
+    await running.stop();
+    throw err;
+  });
+  return {
+    running,
+    admin,
+    reload,
+    async stop() {
+      await admin.stop();
+      await running.stop();
+    },
+  };
 }
 
 export function registerControlCommands(program: Command): void {
@@ -84,22 +119,24 @@ export function registerControlCommands(program: Command): void {
     .option('--confirm-blocks', 'let the blocks the breaker holds back through once, then exit')
     .action(async (opts: { config?: string; confirmBlocks?: boolean }) => {
       const config = load(opts.config);
+      const { file } = loadConfig(opts.config);
       if (opts.confirmBlocks) {
         process.stderr.write(`controller: ${await confirmBlocks(config, `${os.userInfo().username}@${os.hostname()}`)}\n`);
         return;
       }
       const logger = createLogger({ level: config.log_level }, stdoutDestination(config.log_flush_ms));
-      const running = startController(config, logger);
-      const admin = await startControllerAdmin(config, running, logger);
+      const service = await startControllerService(config, file, logger);
+      const onSighup = () => void service.reload();
+      process.on('SIGHUP', onSighup);
       process.stderr.write(
-        `controller: ${config.controller.name} running, rounds every ${config.controller.round_ms} ms; admin http://${admin.host}:${admin.port}; pid ${process.pid}\n`,
+        `controller: ${config.controller.name} running, rounds every ${config.controller.round_ms} ms; admin http://${service.admin.host}:${service.admin.port}; pid ${process.pid}\n`,
       );
       await new Promise<void>((resolve) => {
         process.once('SIGINT', () => resolve());
         process.once('SIGTERM', () => resolve());
       });
-      await admin.stop();
-      await running.stop();
+      process.off('SIGHUP', onSighup);
+      await service.stop();
     });
 
   program

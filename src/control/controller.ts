@@ -496,6 +496,12 @@ export class CreditController {
     this.metrics.leader.set(leader ? 1 : 0);
   }
 
+  /** controller.cut_calls reloaded: the next round decides with it (a cut already ordered stands). */
+  setCutCalls(cutCalls: ControllerSettings['cutCalls']): void {
+    this.s.cutCalls = { ...cutCalls };
+    this.logger.warn({ cutCalls }, cutCalls.enabled ? (cutCalls.dryRun ? 'cutting calls: dry run (audited, none ended)' : 'cutting calls: on') : 'cutting calls: off');
+  }
+
   status(): string {
     const r = this.lastReport;
     if (!r) return 'starting';

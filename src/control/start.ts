@@ -5,6 +5,7 @@ import { CreditController } from './controller.js';
 import { FencedMaster, type SentinelAddress } from './master.js';
 import { ControllerMetrics } from './metrics.js';
 import { splitHostPort } from '../config/host-port.js';
+import { splitChanges, type ApplyResult } from '../config/reload.js';
 
 export interface RunningController {
   controller: CreditController;
@@ -13,6 +14,23 @@ export interface RunningController {
   /** One line for status printouts. */
   status(): string;
   stop(): Promise<void>;
+}
+
+/** What a controller reload changes in place: the switch for cutting calls (off, dry run, grace). */
+const LIVE = ['controller.cut_calls'];
+/** The sections the controller runs with: a change elsewhere in a shared file is the edge's business. */
+const OWN = ['log_level', 'log_flush_ms', 'redis', 'controller', 'admin'];
+
+function cutCallsOf(config: Config) {
+  const { cut_calls: c } = config.controller;
+  return { enabled: c.enabled, dryRun: c.dry_run, graceMs: c.grace_ms };
+}
+
+/** Applies a reloaded config to a running controller (src/config/reload.ts). */
+export function reconfigureController(running: RunningController, current: Config, next: Config): ApplyResult {
+  const { applied, needsRestart } = splitChanges(current, next, LIVE);
+  if (applied.includes('controller.cut_calls')) running.controller.setCutCalls(cutCallsOf(next));
+  return { applied, needsRestart: needsRestart.filter((key) => OWN.some((own) => key === own || key.startsWith(`${own}.`))) };
 }
 
 export interface StartControllerOptions {
@@ -51,7 +69,7 @@ export function startController(config: Config, logger: Logger, options: StartCo
       maxAccountsPerRound: c.max_accounts_per_round,
       maxStaleCallsPerRound: c.max_stale_calls_per_round,
       breaker: { maxBlocks: c.breaker.max_blocks, maxShare: c.breaker.max_share, minAccountsForShare: c.breaker.min_accounts, windowMs: c.breaker.window_ms },
-      cutCalls: { enabled: c.cut_calls.enabled, dryRun: c.cut_calls.dry_run, graceMs: c.cut_calls.grace_ms },
+      cutCalls: cutCallsOf(config),
     },
     log,
     metrics,

@@ -50,14 +50,15 @@ export function registerEdgeCommands(program: Command): void {
   withAdminOptions(
     program
       .command('reload')
-      .description("make a running edge re-read its config file (checked here first; a refused config leaves the edge's config as it was)"),
+      .description("make a running edge (or, with --controller, the controller) re-read its config file (checked here first; a refused config leaves the running config as it was)")
+      .option('--controller', "the controller's admin API (controller.admin_listen): controller.cut_calls changes without a restart"),
   ).action(async (opts: AdminTargetOptions) => {
     // The edge would refuse an invalid file anyway; saying why here saves a round trip to the logs.
     if (opts.config !== undefined) {
       const problems = checkConfig(opts.config);
       if (problems.length > 0) {
         process.stderr.write(problems.map((p) => p + '\n').join(''));
-        throw new Error(`not reloaded: ${opts.config} has ${problems.length} problem(s); the edge keeps its config`);
+        throw new Error(`not reloaded: ${opts.config} has ${problems.length} problem(s); ${opts.controller ? 'the controller' : 'the edge'} keeps its config`);
       }
     }
     const { status, body } = await adminRequest(adminTarget(opts), 'POST', '/reload');
@@ -68,7 +69,7 @@ export function registerEdgeCommands(program: Command): void {
       return;
     }
     if (!outcome.ok && Array.isArray(outcome.problems)) process.stderr.write(outcome.problems.map((p) => p + '\n').join(''));
-    throw new Error(`not reloaded (HTTP ${status}): the edge keeps its config`);
+    throw new Error(`not reloaded (HTTP ${status}): ${opts.controller ? 'the controller' : 'the edge'} keeps its config`);
   });
 
   withAdminOptions(

@@ -1,3 +1,4 @@
+import { splitChanges, type ApplyResult } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { absenceGuardSettingsOf, identifierOf, localCopyTimingsOf, proxyOptionsOf, rulesOf, type RunningEdge } from './start.js';
@@ -9,13 +10,6 @@ import { absenceGuardSettingsOf, identifierOf, localCopyTimingsOf, proxyOptionsO
  * Redis password, the cache size, the admin listen address, ...) need a restart: they are named
  * in the result and logged, and the rest of the new config still applies.
  */
-
-export interface ApplyResult {
-  /** Key paths whose new values are in force. */
-  applied: string[];
-  /** Key paths that changed but take effect only at the next start. */
-  needsRestart: string[];
-}
 
 /** Key paths (or their prefixes) a reload applies live. */
 const LIVE = [
@@ -36,9 +30,9 @@ const LIVE = [
 ];
 
 export function applyConfig(edge: RunningEdge, current: Config, next: Config, logger: Logger): ApplyResult {
-  const changed = changedKeys(current, next);
-  const applied = changed.filter((key) => LIVE.some((live) => key === live || key.startsWith(`${live}.`)));
-  const needsRestart = changed.filter((key) => !applied.includes(key));
+  const { applied, needsRestart: changedHere } = splitChanges(current, next, LIVE);
+  // The controller's section is the controller's to reload.
+  const needsRestart = changedHere.filter((key) => !key.startsWith('controller.'));
   const touched = (prefix: string) => applied.some((key) => key === prefix || key.startsWith(`${prefix}.`));
 
   if (touched('redis.replicas') || touched('lookup')) {
@@ -63,42 +57,4 @@ export function applyConfig(edge: RunningEdge, current: Config, next: Config, lo
   if (touched('local_copy') || touched('lookup')) edge.localCopy?.setTimings(localCopyTimingsOf(next));
   if (touched('log_level')) logger.level = next.log_level;
   return { applied, needsRestart };
-}
-
-/** `next` with the running values kept for `keys` (those that need a restart to change). */
-export function withRunningValues(next: Config, running: Config, keys: string[]): Config {
-  const result = structuredClone(next) as Record<string, unknown>;
-  const from = running as Record<string, unknown>;
-  for (const key of keys) {
-    const [top, sub] = key.split('.') as [string, string | undefined];
-    if (sub === undefined) result[top] = structuredClone(from[top]);
-    else (result[top] as Record<string, unknown>)[sub] = structuredClone((from[top] as Record<string, unknown>)[sub]);
-  }
-  return result as Config;
-}
-
-/** The key paths (two levels deep, e.g. `lookup.hedge_delay_ms`) whose values differ. */
-export function changedKeys(a: Config, b: Config): string[] {
-  const keys = new Set<string>();
-  const A = a as Record<string, unknown>;
-  const B = b as Record<string, unknown>;
-  for (const top of new Set([...Object.keys(A), ...Object.keys(B)])) {
-    const x = A[top];
-    const y = B[top];
-    if (same(x, y)) continue;
-    if (isSection(x) && isSection(y) && top !== 'routes' && top !== 'responses') {
-      for (const sub of new Set([...Object.keys(x), ...Object.keys(y)])) if (!same(x[sub], y[sub])) keys.add(`${top}.${sub}`);
-    } else {
-      keys.add(top);
-    }
-  }
-  return [...keys];
-}
-
-function isSection(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function same(x: unknown, y: unknown): boolean {
-  return JSON.stringify(x) === JSON.stringify(y);
 }

@@ -1,10 +1,11 @@
 import { addEdgeRoutes } from '../admin/edge-routes.js';
 import { startAdmin, type AdminServer } from '../admin/server.js';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { loadConfig } from '../config/load.js';
+import { configReloader, type ReloadOutcome } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
 import { startEngine, type Engine } from '../engine/index.js';
 import { createLogger, stdoutDestination, type Logger } from '../log.js';
-import { applyConfig, withRunningValues, type ApplyResult } from './reconfigure.js';
+import { applyConfig } from './reconfigure.js';
 import { startEdge, type RunningEdge } from './start.js';
 import { splitHostPort } from '../config/host-port.js';
 
@@ -15,7 +16,7 @@ import { splitHostPort } from '../config/host-port.js';
  * edge keeps the config it had.
  */
 
-export type ReloadOutcome = ({ ok: true } & ApplyResult) | { ok: false; problems: string[] };
+export type { ReloadOutcome } from '../config/reload.js';
 
 export interface EdgeServiceOptions {
   /** Config file; undefined: config/credit-edge.yaml if present, else the embedded defaults. */
@@ -40,7 +41,7 @@ export interface EdgeService {
 export async function startEdgeService(options: EdgeServiceOptions = {}): Promise<EdgeService> {
   const env = options.env ?? process.env;
   const loaded = loadConfig(options.file, env);
-  let config = loaded.config;
+  const config = loaded.config;
   const logger = options.logger ?? createLogger({ level: config.log_level }, stdoutDestination(config.log_flush_ms));
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {
@@ -64,33 +65,14 @@ export async function startEdgeService(options: EdgeServiceOptions = {}): Promis
 
     const edge = startEdge({ ...config, sip: { ...config.sip, server: sipServer } }, logger.child({ component: 'edge' }));
     stops.push(() => edge.stop());
+    const reloader = configReloader({ file: loaded.file, env, initial: config, logger, apply: (current, next) => applyConfig(edge, current, next, logger), count: (result) => edge.metrics.reloads.inc({ result }) });
 
-    const admin = await startAdmin({ listen: config.admin.listen, token: () => config.admin.token, logger: logger.child({ component: 'admin' }) });
+    const admin = await startAdmin({ listen: config.admin.listen, token: () => reloader.config().admin.token, logger: logger.child({ component: 'admin' }) });
     stops.push(() => admin.stop());
     admin.addRegistry(edge.metrics.registry);
-    addEdgeRoutes(admin, edge, () => config);
+    addEdgeRoutes(admin, edge, () => reloader.config());
 
-    let reloading = Promise.resolve<ReloadOutcome>({ ok: true, applied: [], needsRestart: [] });
-    const reloadOnce = (): ReloadOutcome => {
-      let next: Config;
-      try {
-        next = loadConfig(loaded.file, env).config;
-      } catch (err) {
-        const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
-        edge.metrics.reloads.inc({ result: 'refused' });
-        logger.error({ file: loaded.file, problems }, 'config reload refused; keeping the running config');
-        return { ok: false, problems };
-      }
-      const result = applyConfig(edge, config, next, logger);
-      // Keys that need a restart keep their running values, so later reloads compare against those.
-      config = withRunningValues(next, config, result.needsRestart);
-      edge.metrics.reloads.inc({ result: 'applied' });
-      logger.info({ file: loaded.file ?? '(defaults)', ...result }, 'config reloaded');
-      if (result.needsRestart.length > 0) logger.warn({ keys: result.needsRestart }, 'changed keys that take effect only after a restart');
-      return { ok: true, ...result };
-    };
-    // One reload at a time, in order.
-    const reload = () => (reloading = reloading.then(reloadOnce, reloadOnce));
+    const reload = () => reloader.reload();
     admin.route('POST', /^\/reload$/, async () => {
       const outcome = await reload();
       return { status: outcome.ok ? 200 : 422, body: outcome };
@@ -110,7 +92,7 @@ export async function startEdgeService(options: EdgeServiceOptions = {}): Promis
       engine,
       admin,
       ...(loaded.file !== undefined && { file: loaded.file }),
-      config: () => config,
+      config: () => reloader.config(),
       reload,
       stop: stopAll,
     };

@@ -11,13 +11,15 @@ import { accountKey, edgeAliveKey } from '../../src/redis/keys.js';
  * reconciliation sweep (which picks up balances edited directly on the master) play out in a test's seconds.
  */
 export function controllerConfig(topology: Topology, name: string, controller: Record<string, unknown> = {}): Config {
-  return parseConfig(
-    JSON.stringify({
-      redis: { sentinel: { master_name: topology.masterName, addresses: topology.sentinelAddresses().map((s) => `${s.host}:${s.port}`) } },
-      controller: { name, round_ms: 200, lease_ms: 1000, master_timeout_ms: 300, wait_replicas: 1, wait_timeout_ms: 250, dead_edge_grace_ms: 500, sweep_ms: 500, ...controller },
-    }),
-    '(test controller)',
-  );
+  return parseConfig(JSON.stringify(controllerConfigInput(topology, name, controller)), '(test controller)');
+}
+
+/** What controllerConfig parses: the file an operator would write (JSON is YAML). */
+export function controllerConfigInput(topology: Topology, name: string, controller: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    redis: { sentinel: { master_name: topology.masterName, addresses: topology.sentinelAddresses().map((s) => `${s.host}:${s.port}`) } },
+    controller: { name, round_ms: 200, lease_ms: 1000, master_timeout_ms: 300, wait_replicas: 1, wait_timeout_ms: 250, dead_edge_grace_ms: 500, sweep_ms: 500, ...controller },
+  };
 }
 
 /** A running controller on this topology (see controllerConfig). CONTROLLER_LOG=debug shows logs. */

@@ -1,12 +1,19 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseCutOrder } from '../../src/calls/cut-orders.js';
 import { CALL_END_LUA, CALL_KEY_COUNT, callEndArgs } from '../../src/calls/records.js';
 import { edgeMember } from '../../src/calls/totals.js';
+import { loadConfig } from '../../src/config/load.js';
 import { readAudit } from '../../src/control/audit.js';
+import { startControllerService } from '../../src/control/command.js';
+import { freePort } from '../../src/engine/free-port.js';
 import type { RunningController } from '../../src/control/start.js';
 import { startTopology, type Topology } from '../../src/dev/topology.js';
 import { AUDIT_STREAM, CONFIRM_BLOCKS_KEY, cutOrdersKey } from '../../src/redis/keys.js';
-import { callRecord, controllerOn, masterHash, sleep, until, writeCalls } from '../helpers/controller.js';
+import { cli } from '../helpers/cli.js';
+import { callRecord, controllerConfigInput, controllerOn, masterHash, sleep, testLogger, until, writeCalls } from '../helpers/controller.js';
 
 /**
  * The controller's side of ending calls past their credit (controller.cut_calls), against a real
@@ -81,31 +88,44 @@ describe('the controller orders the calls of an account out of credit ended', ()
     await client().eval(CALL_END_LUA, CALL_KEY_COUNT, ...callEndArgs('acct-just-dry', 'just-1', Date.now(), edgeA));
   }, 30_000);
 
-  it('switched off (the default) it orders nothing; in dry run it audits what it would cut, once, and orders nothing', async () => {
+  it('switched off in the config file it orders nothing; a reload of the running controller puts it in dry run (audited once, nothing ordered), then on', async () => {
     await topology.seed({ 'acct-dry-run': { enabled: true, balance: 1, rate: 1 } });
     await writeCalls(topology, [callRecord('acct-dry-run', 'dr-1', 3, edgeA)]);
+    const dir = mkdtempSync(path.join(tmpdir(), 'credit-edge-cut-reload-'));
+    const file = path.join(dir, 'credit-edge.yaml');
+    const admin = `127.0.0.1:${await freePort()}`;
+    const writeFile = (cut_calls: Record<string, unknown>) => writeFileSync(file, JSON.stringify(controllerConfigInput(topology, 'ctl-reload', { admin_listen: admin, cut_calls })));
+    writeFile({ enabled: false });
+    const service = await startControllerService(loadConfig(file).config, file, testLogger());
+    try {
+      await until('blocked', 5000, () => blocked('acct-dry-run'));
+      await sleep(800);
+      expect(await ordersOf(edgeA)).toEqual({});
 
-    controller = controllerOn(topology, 'ctl-off');
-    await until('blocked', 5000, () => blocked('acct-dry-run'));
-    await sleep(800);
-    expect(await ordersOf(edgeA)).toEqual({});
-    await controller.stop();
+      writeFile({ enabled: true, dry_run: true, grace_ms: 0 });
+      expect((await cli(['reload', '--controller', '-c', file])).out).toBe('reloaded: applied controller.cut_calls\n');
+      await until('a dry-run audit entry', 5000, async () => (await readAudit(client(), { limit: 100 })).some((e) => e.action === 'cut-dry-run'));
+      await sleep(800);
+      expect(await ordersOf(edgeA)).toEqual({});
+      const entries = (await readAudit(client(), { limit: 100 })).filter((e) => e.action === 'cut-dry-run');
+      expect(entries).toHaveLength(1);
+      expect(entries[0]!.reason).toContain('dry run: not ended');
 
-    controller = controllerOn(topology, 'ctl-dry-run', { cut_calls: { enabled: true, dry_run: true, grace_ms: 0 } });
-    await until('a dry-run audit entry', 5000, async () => (await readAudit(client(), { limit: 100 })).some((e) => e.action === 'cut-dry-run'));
-    await sleep(800);
-    expect(await ordersOf(edgeA)).toEqual({});
-    const entries = (await readAudit(client(), { limit: 100 })).filter((e) => e.action === 'cut-dry-run');
-    expect(entries).toHaveLength(1);
-    expect(entries[0]!.reason).toContain('dry run: not ended');
-    await client().eval(CALL_END_LUA, CALL_KEY_COUNT, ...callEndArgs('acct-dry-run', 'dr-1', Date.now(), edgeA));
+      writeFile({ enabled: true, grace_ms: 0 });
+      expect(await service.reload()).toEqual({ ok: true, applied: ['controller.cut_calls'], needsRestart: [] });
+      await until('the cut order', 5000, async () => Object.keys(await ordersOf(edgeA)).includes('dr-1'));
+    } finally {
+      await service.stop();
+      rmSync(dir, { recursive: true, force: true });
+      await client().eval(CALL_END_LUA, CALL_KEY_COUNT, ...callEndArgs('acct-dry-run', 'dr-1', Date.now(), edgeA));
+    }
   }, 30_000);
 
   it('many accounts to cut at once: the breaker holds every cut and alerts; an operator confirms and they go through', async () => {
     const ids = Array.from({ length: 6 }, (_, i) => `acct-mass-${i}`);
     await topology.seed(Object.fromEntries(ids.map((id) => [id, { enabled: true, balance: 1, rate: 1 }])));
     // Blocked first by a controller that does not cut (below its block breaker), then all cuttable at once.
-    controller = controllerOn(topology, 'ctl-mass', { breaker: { max_blocks: 10, min_accounts: 100 } });
+    controller = controllerOn(topology, 'ctl-mass', { cut_calls: { enabled: false }, breaker: { max_blocks: 10, min_accounts: 100 } });
     await writeCalls(topology, ids.map((id, i) => callRecord(id, `mass-${i}`, 3, edgeB)));
     await until('all blocked', 5000, async () => (await Promise.all(ids.map(blocked))).every(Boolean));
     await controller.stop();

@@ -83,13 +83,13 @@ describe('Dockerfile and systemd unit', () => {
     expect(entrypoint).toEqual(['node', ...EDGE_NODE_FLAGS, 'dist/src/cli.js']);
   });
 
-  it('controller unit: runs `controller`, checks the config first, secrets from an EnvironmentFile, no reload (the controller has no SIGHUP handler)', () => {
+  it('controller unit: runs `controller`, checks the config first, secrets from an EnvironmentFile, reloads with SIGHUP (which the controller handles)', () => {
     const text = read('deploy/systemd/credit-edge-controller.service');
     expect(text).toMatch(/^ExecStart=.* controller --config /m);
     expect(text).toMatch(/^ExecStartPre=.* check-config /m);
     expect(text).toMatch(/^EnvironmentFile=-?\/etc\/credit-edge\/\S+\.env$/m);
-    expect(text).not.toMatch(/^ExecReload=/m);
-    expect(read('src/control/command.ts')).not.toContain('SIGHUP');
+    expect(text).toMatch(/^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
+    expect(read('src/control/command.ts')).toContain("process.on('SIGHUP'");
   });
 });
 

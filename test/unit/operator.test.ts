@@ -6,7 +6,7 @@ import { parseChange, validateChange } from '../../src/admin/account-command.js'
 import { checkConfig } from '../../src/config/command.js';
 import { parseConfig } from '../../src/config/load.js';
 import { isLoopback } from '../../src/config/schema.js';
-import { changedKeys, withRunningValues } from '../../src/edge/reconfigure.js';
+import { changedKeys, withRunningValues } from '../../src/config/reload.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'credit-edge-check-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
