@@ -36,6 +36,12 @@ export interface CallTrace {
   connectedUs: number | undefined;
   /** The first BYE of the call, sent or received: the call ended (µs since the epoch). */
   byeUs: number | undefined;
+  /** That first BYE came from the network (the edge ended the call), not from this SIPp. */
+  byeReceived: boolean;
+  /** Its Reason header (RFC 3326), when it had one. */
+  byeReason: string | undefined;
+  /** BYEs received, retransmissions not counted (distinct Via branches): more than one, the call was ended twice. */
+  byesReceived: number;
   /** Contact of the final 2xx: the carrier that answered (host:port). */
   answeredBy: string | undefined;
 }
@@ -63,12 +69,16 @@ interface Block {
   lines: string[];
 }
 
+/** Via branches of the BYEs each call received, to tell a second BYE from a retransmission. */
+type ByeBranches = Map<string, Set<string>>;
+
 /** Streams the log (it can be tens of MB) and folds it into one record per Call-ID. */
 export async function readTrace(file: string): Promise<CallTrace[]> {
   const calls = new Map<string, CallTrace>();
+  const byeBranches: ByeBranches = new Map();
   let block: Block | undefined;
   const flush = () => {
-    if (block) fold(calls, block);
+    if (block) fold(calls, byeBranches, block);
     block = undefined;
   };
   const rl = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
@@ -103,13 +113,13 @@ function header(lines: string[], name: string): string | undefined {
   return undefined;
 }
 
-function fold(calls: Map<string, CallTrace>, block: Block): void {
+function fold(calls: Map<string, CallTrace>, byeBranches: ByeBranches, block: Block): void {
   const [start, ...headers] = block.lines;
   const callId = start && header(headers, 'Call-ID');
   if (!start || !callId) return;
   let call = calls.get(callId);
   if (!call) {
-    call = { callId, account: undefined, inviteUs: undefined, answerUs: undefined, answerStatus: undefined, finalStatus: undefined, finalReason: undefined, decision: undefined, connectedUs: undefined, byeUs: undefined, answeredBy: undefined };
+    call = { callId, account: undefined, inviteUs: undefined, answerUs: undefined, answerStatus: undefined, finalStatus: undefined, finalReason: undefined, decision: undefined, connectedUs: undefined, byeUs: undefined, byeReceived: false, byeReason: undefined, byesReceived: 0, answeredBy: undefined };
     calls.set(callId, call);
   }
   const status = /^SIP\/2\.0 (\d{3}) ?(.*)$/.exec(start);
@@ -118,7 +128,18 @@ function fold(calls: Map<string, CallTrace>, block: Block): void {
       call.inviteUs = block.at;
       call.account = header(headers, 'X-Account-Id');
     }
-    if (start.startsWith('BYE ') && call.byeUs === undefined) call.byeUs = block.at;
+    if (!start.startsWith('BYE ')) return;
+    if (call.byeUs === undefined) {
+      call.byeUs = block.at;
+      call.byeReceived = !block.sent;
+      call.byeReason = header(headers, 'Reason');
+    }
+    if (!block.sent) {
+      const branches = byeBranches.get(callId) ?? new Set<string>();
+      branches.add(/branch=([^;\s,]+)/i.exec(header(headers, 'Via') ?? '')?.[1] ?? '');
+      byeBranches.set(callId, branches);
+      call.byesReceived = branches.size;
+    }
     return;
   }
   if (block.sent || !/\bINVITE\b/i.test(header(headers, 'CSeq') ?? '')) return;

@@ -30,6 +30,14 @@ import { RecordedStates, type StateVersion } from './recorded-state.js';
  * - write-to-non-master: a controller write on a node that was the master of that instant by
  *   neither view: the newest promotion, nor the node a majority of the Sentinels named (in a
  *   failover both exist for a moment, and the old master cannot know yet);
+ * - funded-cut: a call the network ended (the caller got the BYE: carriers here never hang up
+ *   first) while even the lowest possible projection, when the controller decided its cut,
+ *   exceeded the timing allowance; or cut with no cut in the audit stream, or on another
+ *   account's evidence;
+ * - cut-twice: a call that received more than one BYE (retransmissions aside);
+ * - dry-not-cut: a call in progress while its account was certainly dry, not ended within the cut
+ *   bound of controller-healthy time (settings.cutBoundMs; not judged without it). A call nobody
+ *   can end any more (its edge was killed, or the SIP server restarted, under it) is counted apart;
  * - leaked-call-record, ghost-call-record: the final records, one each.
  */
 
@@ -43,6 +51,9 @@ export type ViolationKind =
   | 'funded-blocked'
   | 'dry-not-blocked'
   | 'write-to-non-master'
+  | 'funded-cut'
+  | 'cut-twice'
+  | 'dry-not-cut'
   | 'leaked-call-record'
   | 'ghost-call-record';
 
@@ -56,6 +67,9 @@ export const VIOLATION_KINDS: readonly ViolationKind[] = [
   'funded-blocked',
   'dry-not-blocked',
   'write-to-non-master',
+  'funded-cut',
+  'cut-twice',
+  'dry-not-cut',
   'leaked-call-record',
   'ghost-call-record',
 ];
@@ -90,6 +104,20 @@ export interface CheckFigures {
   /** The most calls over the limit in one such episode. */
   worstOvershoot: number;
   controllerWrites: number;
+  cuts: CutFigures;
+}
+
+export interface CutFigures {
+  /** Calls the network ended (a cut, as the caller saw it). */
+  callsCut: number;
+  /** Calls in progress while their account was certainly dry, judged by dry-not-cut. */
+  dryCalls: number;
+  /** ... and those nobody could end any more (their edge killed, or the SIP server restarted, under them): not judged. */
+  dryCallsLost: number;
+  /** From the account certainly running dry (or the call's answer, if later) to the caller's BYE, over the dry calls cut. */
+  delayMs: { p50: number; p99: number; max: number } | null;
+  /** The largest cost of one call past its account's credit (rate x that delay), in currency. */
+  worstOverdraft: number;
 }
 
 export interface CheckResult {
@@ -99,14 +127,16 @@ export interface CheckResult {
 }
 
 /** Faults during which the controller cannot be expected to block (extended by IMPAIRED_TAIL_MS after they end). */
-const CONTROLLER_IMPAIRING: readonly FaultKind[] = ['master-freeze-failover', 'master-restart-empty', 'flushall', 'controller-kill', 'master-slow', 'mass-delete'];
+const CONTROLLER_IMPAIRING: readonly FaultKind[] = ['master-freeze-failover', 'master-restart-empty', 'flushall', 'controller-kill', 'master-slow', 'mass-delete', 'cut-controller-kill', 'cut-failover'];
 const IMPAIRED_TAIL_MS = 10_000;
 /** Faults that lose the whole dataset (blocks included); billing re-provisions it from the recorded states. */
 const WIPING: readonly FaultKind[] = ['master-restart-empty', 'flushall'];
 /** ... and those that re-provision some accounts (which ones is not recorded): balances set afresh, debits lost. */
 const RESETTING: readonly FaultKind[] = [...WIPING, 'mass-delete'];
 /** Faults after which calls may go unanswered or get the SIP server's own 503. */
-const RESTARTING: readonly FaultKind[] = ['sip-server-restart', 'edge-kill'];
+const RESTARTING: readonly FaultKind[] = ['sip-server-restart', 'edge-kill', 'cut-edge-kill'];
+/** Faults in which the audit entries of the last moments may be lost (the master's data, or a master not yet replicated). */
+const AUDIT_LOSING: readonly FaultKind[] = [...WIPING, 'master-freeze-failover', 'cut-failover'];
 /** 403 phrases that say the edge found the account. */
 const FOUND_PHRASES = ['Account Not Enabled', 'Out Of Call Credit', 'Channel Limit Reached'];
 
@@ -117,6 +147,7 @@ export function check(history: SoakHistory): CheckResult {
     ...judgeControllerBlocks(ctx),
     ...judgeDryAccounts(ctx),
     ...judgeWrites(ctx),
+    ...judgeCuts(ctx),
     ...judgeFinalRecords(ctx),
   ].sort((a, b) => a.atMs - b.atMs);
   const byKind = Object.fromEntries(VIOLATION_KINDS.map((k) => [k, 0])) as Record<ViolationKind, number>;
@@ -125,7 +156,7 @@ export function check(history: SoakHistory): CheckResult {
   return {
     violations,
     byKind,
-    figures: { ...ctx.figures, calls: history.calls.length, channelLimitOvershoots: overshoots.episodes, worstOvershoot: overshoots.worst, controllerWrites: history.controllerWrites.length },
+    figures: { ...ctx.figures, calls: history.calls.length, channelLimitOvershoots: overshoots.episodes, worstOvershoot: overshoots.worst, controllerWrites: history.controllerWrites.length, cuts: ctx.cutFigures },
   };
 }
 
@@ -140,6 +171,7 @@ class Context {
   /** When balances may have been re-provisioned from the recorded states (data loss, mass delete). */
   readonly resets: Interval[];
   readonly figures = { judged403: 0, judged503: 0, exempted: 0, otherFailures: 0, dryIntervals: 0, dryIntervalsJudged: 0, blocksChecked: 0 };
+  readonly cutFigures: CutFigures = { callsCut: 0, dryCalls: 0, dryCallsLost: 0, delayMs: null, worstOverdraft: 0 };
 
   constructor(readonly h: SoakHistory) {
     this.p = h.settings.propagationMs;
@@ -513,6 +545,90 @@ function epochAt(epochs: MasterEpoch[], ms: number): MasterEpoch | undefined {
   let epoch = epochs[0];
   for (const m of epochs) if (m.fromMs <= ms) epoch = m;
   return epoch;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cuts: no funded call ended, none ended twice, every call of a dry account ended within the bound.
+
+function judgeCuts(ctx: Context): Violation[] {
+  const out: Violation[] = [];
+  for (const c of ctx.h.calls) {
+    if (c.endedBy !== 'network') continue;
+    ctx.cutFigures.callsCut++;
+    const cut = judgeCut(ctx, c);
+    if (cut) out.push(cut);
+    if ((c.byesReceived ?? 1) > 1) out.push({ kind: 'cut-twice', atMs: c.endedMs!, account: c.account, callId: c.callId, detail: `${c.byesReceived} BYEs (distinct branches) reached the caller of ${c.callId}, the first at ${ctx.at(c.endedMs!)}` });
+  }
+  if (ctx.h.settings.cutBoundMs !== undefined) out.push(...judgeDryCalls(ctx, ctx.h.settings.cutBoundMs));
+  return out;
+}
+
+/** A cut judged as a block is (funded-blocked), at the instant the controller decided it. */
+function judgeCut(ctx: Context, c: SoakCall): Violation | undefined {
+  const endedMs = c.endedMs!;
+  const base = { kind: 'funded-cut' as const, atMs: endedMs, account: c.account, callId: c.callId, ...(c.edge !== undefined && { edge: c.edge }) };
+  const orders = (ctx.h.cuts ?? []).filter((k) => k.callId === c.callId && k.atMs <= endedMs + ctx.p);
+  const order = orders[orders.length - 1];
+  if (!order) {
+    const lost = ctx.h.faults.some((f) => AUDIT_LOSING.includes(f.kind) && meeting([{ from: f.startMs, to: f.endMs ?? ctx.h.endMs }], endedMs - (ctx.h.settings.cutBoundMs ?? 0) - ctx.p, endedMs));
+    return lost ? undefined : { ...base, detail: `the network ended ${c.callId} at ${ctx.at(endedMs)} (Reason: ${c.endReason ?? 'none'}), but the audit stream has no cut of it` };
+  }
+  if (order.account !== c.account) return { ...base, detail: `the network ended ${c.callId} of ${c.account} at ${ctx.at(endedMs)} on a cut of ${order.account} (${ctx.at(order.atMs)}): another account's evidence` };
+  const { roundMs } = ctx.h.settings;
+  const slack = roundMs + ctx.p;
+  const calls = ctx.creditCalls(c.account);
+  const { projected, ratePerMin } = lowBound(ctx.states.versions(c.account), calls, order.atMs, slack, ctx.p);
+  if (projected === undefined) return { ...base, detail: `cut of ${c.callId} at ${ctx.at(order.atMs)}, but the record says ${describeVersions(ctx, ctx.states.possibleOver(c.account, order.atMs - slack, order.atMs))}: no balance to run dry` };
+  const running = calls.filter((x) => x.connectedMs <= order.atMs && order.atMs <= x.keptUntilMs + ctx.p).length;
+  const allowance = (ratePerMin * running * slack) / 60_000;
+  if (projected <= allowance) return undefined;
+  return { ...base, detail: `cut of ${c.callId} at ${ctx.at(order.atMs)} (ended ${ctx.at(endedMs)}), but the projected balance was at least ${round(projected)} (${running} call(s) in progress at ${ratePerMin}/min; timing slack ${slack} ms allows ${round(allowance)})` };
+}
+
+function judgeDryCalls(ctx: Context, boundMs: number): Violation[] {
+  const out: Violation[] = [];
+  const delays: number[] = [];
+  for (const [account, calls] of ctx.callsOf) {
+    const versions = ctx.states.versions(account);
+    const visible = ctx.visibleCreditCalls(account);
+    const dry = exhaustedIntervals(versions, visible, ctx.h.startMs, ctx.h.endMs, ctx.resets);
+    if (dry.length === 0) continue;
+    const impaired = mergeIntervals([...ctx.impaired, ...doubtWindows(ctx, account)]);
+    for (const c of calls) {
+      if (c.connectedMs === undefined) continue;
+      const endedMs = c.endedMs ?? ctx.h.endMs;
+      const d = dry.find((x) => x.to > c.connectedMs! && x.from < endedMs);
+      if (!d) continue;
+      const from = Math.max(d.from, c.connectedMs);
+      if ((visible.find((v) => v.callId === c.callId)?.endedMs ?? -Infinity) < endedMs) {
+        ctx.cutFigures.dryCallsLost++;
+        continue;
+      }
+      ctx.cutFigures.dryCalls++;
+      const deadline = afterHealthyTime(impaired, from, boundMs);
+      if (endedMs > deadline && d.to > deadline) {
+        out.push({
+          kind: 'dry-not-cut',
+          atMs: deadline,
+          account,
+          callId: c.callId,
+          ...(c.edge !== undefined && { edge: c.edge }),
+          detail: `dry from ${ctx.at(from)} (the record says ${describeVersions(ctx, ctx.states.possibleOver(account, from, from))}), but call ${c.callId} ran on ${c.endedMs === undefined ? 'to the end' : `until ${ctx.at(endedMs)}`}: not ended by ${ctx.at(deadline)} (bound ${boundMs} ms of controller-healthy time)`,
+        });
+      }
+      if (c.endedBy === 'network') {
+        delays.push(endedMs - from);
+        const rate = Math.max(0, ...ctx.states.possibleOver(account, from, endedMs).map((v) => v.state?.ratePerMin ?? 0));
+        ctx.cutFigures.worstOverdraft = Math.max(ctx.cutFigures.worstOverdraft, round((rate * (endedMs - from)) / 60_000));
+      }
+    }
+  }
+  if (delays.length > 0) {
+    delays.sort((a, b) => a - b);
+    const q = (p: number) => Math.round(delays[Math.min(delays.length - 1, Math.ceil(p * delays.length) - 1)]!);
+    ctx.cutFigures.delayMs = { p50: q(0.5), p99: q(0.99), max: Math.round(delays[delays.length - 1]!) };
+  }
+  return out;
 }
 
 function judgeFinalRecords(ctx: Context): Violation[] {

@@ -74,6 +74,12 @@ export interface SoakCall {
   connectedMs: number | undefined;
   /** When it ended (BYE sent or received); undefined: never ended while traced. */
   endedMs: number | undefined;
+  /** Who ended it: 'network' when the caller received the BYE (the edge cut it; carriers here never hang up first). */
+  endedBy?: 'caller' | 'network';
+  /** The Reason header of the network's BYE. */
+  endReason?: string;
+  /** BYEs the caller received, retransmissions not counted. */
+  byesReceived?: number;
 }
 
 /** The nemesis' fault kinds. */
@@ -88,7 +94,11 @@ export type FaultKind =
   | 'edge-kill'
   | 'sip-server-restart'
   | 'controller-kill'
-  | 'replica-cut';
+  | 'replica-cut'
+  // The next three wait for the controller's next cut (its audit entry) and strike at once.
+  | 'cut-edge-kill'
+  | 'cut-controller-kill'
+  | 'cut-failover';
 
 export interface FaultWindow {
   kind: FaultKind;
@@ -140,6 +150,16 @@ export interface AuditRecord {
   by: 'controller' | 'operator';
 }
 
+/** A cut in the audit stream: the controller's order to end one call, as read from the master during the run. */
+export interface CutRecord {
+  atMs: number;
+  account: string;
+  callId: string;
+  /** `{node}:{instance}` of the edge ordered to end it. */
+  edge: string;
+  controller: string;
+}
+
 /** Call records left on the master at the end, after every call ended and the edges settled. */
 export interface FinalRecords {
   /** Call records still present (calls:{account} fields): a leak. */
@@ -166,6 +186,11 @@ export interface SoakSettings {
    * holds the account as unknown (edge-in-doubt: no block). Undefined: until the end of the run.
    */
   deadEdgeRecordMs?: number;
+  /**
+   * Optional: a call of an account that certainly ran dry must have ended within this long of
+   * controller-healthy time (controller.cut_calls on). Undefined: cuts are not judged.
+   */
+  cutBoundMs?: number;
 }
 
 export interface SoakHistory {
@@ -182,5 +207,7 @@ export interface SoakHistory {
   sentinelMasters: MasterEpoch[];
   controllerWrites: ControllerWrite[];
   audit: AuditRecord[];
+  /** The controller's cuts (optional: histories from before cuts have none). */
+  cuts?: CutRecord[];
   finalRecords: FinalRecords;
 }

@@ -6,7 +6,8 @@ import type { EdgeRestart, FaultWindow } from './history.js';
 import type { Operator } from './operator.js';
 import type { PlannedFault } from './schedule.js';
 import type { SoakSystem } from './system.js';
-import { LEASE_KEY } from '../../src/redis/keys.js';
+import { AUDIT_STREAM, LEASE_KEY } from '../../src/redis/keys.js';
+import { parseEvidence } from './redis-history.js';
 
 /**
  * The nemesis: runs the planned faults against the running system. Each fault takes the parts it
@@ -19,6 +20,8 @@ import { LEASE_KEY } from '../../src/redis/keys.js';
 
 /** Longest wait for the parts a fault needs; past it the fault is recorded as skipped. */
 const ACQUIRE_TIMEOUT_MS = 60_000;
+/** Longest wait of a cut-* fault for the controller's next cut. */
+const CUT_WAIT_MS = 60_000;
 /** Re-provisioning and `dataset init` tried again this many times when a failover took the accounts. */
 const REPROVISION_ATTEMPTS = 5;
 
@@ -84,6 +87,21 @@ export class Nemesis {
           return { parts: ['sip-server'], target: 'sip-server', act: () => this.system.sipServer.restart(fault.holdS * 1000) };
         case 'controller-kill':
           return { parts: ['controller'], target: 'acting controller', act: (w) => this.controllerKill(w, fault.holdS) };
+        case 'cut-edge-kill':
+          return {
+            parts: this.system.edges.map((e) => `edge:${e.name}`),
+            target: 'the edge ordered to cut',
+            act: async (w) => {
+              const cut = await this.nextCut(w);
+              const e = this.system.edges.find((x) => cut?.edge.startsWith(`${x.name}:`)) ?? pick(this.system.edges);
+              w.target = e.name;
+              await this.edgeKill(e, fault.holdS);
+            },
+          };
+        case 'cut-controller-kill':
+          return { parts: ['controller'], target: 'acting controller', act: async (w) => (await this.nextCut(w), this.controllerKill(w, fault.holdS)) };
+        case 'cut-failover':
+          return { parts: ['master', 'shape'], target: topology.master.name, act: async (w) => (await this.nextCut(w), this.masterFreezeFailover(w, fault.holdS)) };
       }
     };
     await this.followMaster();
@@ -238,6 +256,34 @@ export class Nemesis {
     await sleep(holdS * 1000);
     await edge.start();
     restart.readyMs = Date.now();
+  }
+
+  /**
+   * Waits for the controller's next cut (its audit entry on the master, polled every 50 ms: the
+   * edge reads its orders every 500 ms, so the fault mostly strikes before the call is ended).
+   * Marks the window either way; with no cut within CUT_WAIT_MS the fault strikes anyway.
+   */
+  private async nextCut(w: FaultWindow): Promise<{ edge: string; callId: string } | undefined> {
+    const client = this.system.topology.master.client;
+    const newest = async () => (await client.xrevrange(AUDIT_STREAM, '+', '-', 'COUNT', 50).catch(() => [])) as [string, string[]][];
+    const seen = new Set((await newest()).map(([id]) => id));
+    const deadline = Date.now() + CUT_WAIT_MS;
+    while (Date.now() < deadline) {
+      for (const [id, fields] of await newest()) {
+        if (seen.has(id)) continue;
+        seen.add(id);
+        const f: Record<string, string> = {};
+        for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+        if (f.action !== 'cut') continue;
+        const evidence = parseEvidence(f.evidence);
+        const cut = { edge: String(evidence.edge ?? ''), callId: String(evidence.callId ?? '') };
+        w.marks.push({ label: `cut of ${cut.callId} ordered to ${cut.edge}`, atMs: Date.now() });
+        return cut;
+      }
+      await sleep(50);
+    }
+    w.marks.push({ label: `no cut within ${CUT_WAIT_MS / 1000} s: struck anyway`, atMs: Date.now() });
+    return undefined;
   }
 
   /** Kills the controller holding the lease (the standby takes over once it expires); started again after `holdS`. */

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { askSentinels } from '../../src/control/master.js';
 import type { Topology } from '../../src/dev/topology.js';
 import type { Logger } from '../../src/log.js';
-import type { AuditRecord, ControllerWrite, FinalRecords, MasterEpoch } from './history.js';
+import type { AuditRecord, ControllerWrite, CutRecord, FinalRecords, MasterEpoch } from './history.js';
 import { accountOfKey, AUDIT_STREAM, CALLS_KEY_PREFIX, TOTALS_PREFIX } from '../../src/redis/keys.js';
 
 /**
@@ -15,7 +15,7 @@ import { accountOfKey, AUDIT_STREAM, CALLS_KEY_PREFIX, TOTALS_PREFIX } from '../
  * - every write a controller's connection made on every node: MONITOR on each node, with the
  *   server's own timestamps, the client's name from CLIENT LIST, and a script's inner writes
  *   (MONITOR shows them as from "lua") credited to the client that called the script;
- * - the audit stream's blocks and unblocks, read from the current master every half second (a
+ * - the audit stream's blocks, unblocks and cuts, read from the current master every half second (a
  *   master that loses its data loses its stream; what was read stays here).
  */
 
@@ -28,6 +28,7 @@ export interface RedisHistory {
   sentinelMasters: MasterEpoch[];
   controllerWrites: ControllerWrite[];
   audit: AuditRecord[];
+  cuts: CutRecord[];
   /** Call records and totals left on the master now (at the end, after every call ended). */
   finalRecords(): Promise<FinalRecords>;
   stop(): Promise<void>;
@@ -37,6 +38,7 @@ export async function recordRedisHistory(topology: Topology, logger: Logger): Pr
   const masters: MasterEpoch[] = [{ address: topology.master.address, fromMs: Date.now() }];
   const controllerWrites: ControllerWrite[] = [];
   const audit: AuditRecord[] = [];
+  const cuts: CutRecord[] = [];
   const closers: (() => void)[] = [];
   let stopped = false;
 
@@ -159,6 +161,11 @@ export async function recordRedisHistory(topology: Topology, logger: Logger): Pr
       lastId = id;
       const f: Record<string, string> = {};
       for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+      if (f.action === 'cut') {
+        const evidence = parseEvidence(f.evidence);
+        cuts.push({ atMs: Number(id.split('-')[0]), account: f.account ?? '', callId: String(evidence.callId ?? ''), edge: String(evidence.edge ?? ''), controller: f.controller ?? '' });
+        continue;
+      }
       if (f.action !== 'block' && f.action !== 'unblock') continue;
       audit.push({ atMs: Number(id.split('-')[0]), action: f.action, account: f.account ?? '', by: (f.controller ?? '').startsWith('operator') ? 'operator' : 'controller' });
     }
@@ -171,6 +178,7 @@ export async function recordRedisHistory(topology: Topology, logger: Logger): Pr
     sentinelMasters,
     controllerWrites,
     audit,
+    cuts,
     async finalRecords() {
       await readAudit().catch((err: unknown) => logger.warn({ err }, 'soak: last audit read failed'));
       const leaked: FinalRecords['leaked'] = [];
@@ -237,4 +245,14 @@ function watchMonitor(host: string, port: number, stopped: () => boolean, onLine
   };
   connect();
   return { close: () => socket?.destroy() };
+}
+
+/** An audit entry's evidence (JSON); {} when it does not parse. */
+export function parseEvidence(raw: string | undefined): Record<string, unknown> {
+  try {
+    const v: unknown = JSON.parse(raw ?? '');
+    return v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
 }

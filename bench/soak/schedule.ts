@@ -20,6 +20,9 @@ export const FAULT_KINDS: FaultKind[] = [
   'sip-server-restart',
   'controller-kill',
   'replica-cut',
+  'cut-edge-kill',
+  'cut-controller-kill',
+  'cut-failover',
 ];
 
 export interface PlannedFault {
@@ -46,6 +49,9 @@ const HOLD_S: Record<FaultKind, [number, number]> = {
   'sip-server-restart': [1, 3],
   'controller-kill': [2, 8],
   'replica-cut': [3, 10],
+  'cut-edge-kill': [1, 5],
+  'cut-controller-kill': [2, 8],
+  'cut-failover': [2, 5],
 };
 
 export interface ScheduleWindow {

@@ -70,6 +70,8 @@ export const SOAK_SETTINGS: SoakSettings = {
   restartSettleMs: 5000,
   // The edge's liveness TTL (15 s) + the controller's dead-edge grace (5 s) + a round.
   deadEdgeRecordMs: 21_000,
+  // The block bound, the cut grace (250 ms), the edge's poll of its orders (500 ms) and the BYEs.
+  cutBoundMs: 7000,
 };
 
 export async function runSoak(o: SoakOptions, note: (line: string) => void): Promise<SoakSummary> {
@@ -104,16 +106,19 @@ export async function runSoak(o: SoakOptions, note: (line: string) => void): Pro
       const operator = new Operator(system, population, logger);
       const nemesis = new Nemesis(system, operator, logger);
 
+      // Long calls wait for the network's BYE (a cut) and answer it; short ones hang up at once.
       const uac = async (stream: CallStream, accounts: string[], rate: number, holdMs: number) => {
         const traceFile = path.join(traceDir, `${stream}.log`);
         const sipp = await startSipp({
-          scenario: 'edge-uac',
+          scenario: holdMs > 0 ? 'edge-uac-until-bye' : 'edge-uac',
           vars: { HOLD: String(holdMs), TIMEWAIT: '200' },
           remote: system.sipServer.sipTarget,
           service: 'callee',
           injection: accounts.map((a) => [a]),
           calls: accounts.length,
           rate,
+          // SIPp's own default (3 x rate) would hold 0.4 calls/s of 30 s calls to one at a time.
+          limit: Math.ceil(rate * (holdMs / 1000 + 5)) + 10,
           timeoutMs: durationS * 1000 + 120_000,
           traceMessages: false,
           extraArgs: ['-trace_msg', '-message_file', traceFile],
@@ -169,6 +174,7 @@ export async function runSoak(o: SoakOptions, note: (line: string) => void): Pro
         sentinelMasters: history.sentinelMasters,
         controllerWrites: history.controllerWrites,
         audit: history.audit,
+        cuts: history.cuts,
         finalRecords: final,
       };
       return { h, sipServer: system.sipServer.kind };
@@ -212,6 +218,9 @@ function soakCallOf(t: CallTrace, stream: CallStream, system: SoakSystem): SoakC
     edge: decidedBy ?? routedBy,
     connectedMs: ms(t.connectedUs),
     endedMs: ms(t.byeUs),
+    ...(t.byeUs !== undefined && { endedBy: t.byeReceived ? 'network' : 'caller' }),
+    ...(t.byeReason !== undefined && { endReason: t.byeReason }),
+    ...(t.byesReceived > 0 && { byesReceived: t.byesReceived }),
   };
 }
 

@@ -168,11 +168,11 @@ export const configSchema = z.strictObject({
       max_stale_calls_per_round: z.number().int().positive().default(2000),
       /**
        * End the calls of an account whose credit has run out (a BYE to each party, from the edge
-       * that carries the call), judged by the rules that block it. Off by default in this version.
+       * that carries the call), judged by the rules that block it.
        */
       cut_calls: z
         .strictObject({
-          enabled: z.boolean().default(false),
+          enabled: z.boolean().default(true),
           /** Decide and audit what would be cut (`cut-dry-run`), end nothing. */
           dry_run: z.boolean().default(false),
           /** How long after the projected balance reached zero a call is cut. */

@@ -78,7 +78,7 @@ export function localSystemConfig(parts: { topology: Topology; sip?: { listen: H
       routes: { default: [`sip:127.0.0.1:${sip.carrierPort}`] },
       admin: { listen: address(sip.edgeAdmin) },
       // Calls past their credit are ended (off by default in the product): acct-low's call shows it.
-      controller: { name: 'demo-controller', admin_listen: address(sip.controllerAdmin), cut_calls: { enabled: true } },
+      controller: { name: 'demo-controller', admin_listen: address(sip.controllerAdmin) },
     }),
   };
   return [

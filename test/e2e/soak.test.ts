@@ -20,6 +20,9 @@ describe('randomized fault soak, 3 minutes', () => {
     // It did what it says: calls of every kind answered, faults of every kind this machine allows run.
     expect(summary.calls).toBeGreaterThan(3000);
     expect(summary.figures.judged403).toBeGreaterThan(0);
+    // Low-credit accounts ran dry mid-call and their calls were cut (and judged).
+    expect(summary.figures.cuts.callsCut, where).toBeGreaterThan(0);
+    expect(summary.figures.cuts.dryCalls, where).toBeGreaterThan(0);
     expect(summary.operator_actions).toBeGreaterThan(5);
     // Every fault the seed planned ran to its end (none failed), of most kinds; none skipped but
     // the restarts of an external SIP server (DRACHTIO_HOST), which are not the soak's to run.

@@ -74,6 +74,14 @@ class Soak {
     return this;
   }
 
+  /** The controller's cut of the last call placed, ordered at `sec`, and (when `endedSec` is given) the network's BYE to its caller then. */
+  cut(sec: number, endedSec?: number, o: { account?: string; byes?: number } = {}): this {
+    const c = this.h.calls[this.h.calls.length - 1]!;
+    (this.h.cuts ??= []).push({ atMs: at(sec), account: o.account ?? c.account, callId: c.callId, edge: `${c.edge ?? 'edge-a'}:i1`, controller: 'controller-a' });
+    if (endedSec !== undefined) Object.assign(c, { endedMs: at(endedSec), endedBy: 'network', endReason: 'Q.850;cause=52;text="out of call credit"', byesReceived: o.byes ?? 1 });
+    return this;
+  }
+
   restart(edge: string, killedSec: number, readySec?: number): this {
     this.h.edgeRestarts.push({ edge, killedMs: at(killedSec), readyMs: readySec === undefined ? undefined : at(readySec) });
     return this;
@@ -494,5 +502,87 @@ describe('a quiet history', () => {
     const r = new Soak().account('a', FUNDED).account('off', { ...FUNDED, enabled: false }, 'disabled').connected('a', 10).answered('off', 11, 403, 'Account Not Enabled').check();
     expect(r.violations).toEqual([]);
     expect(r.figures).toMatchObject({ calls: 2, judged403: 1, judged503: 0, blocksChecked: 0, otherFailures: 0 });
+  });
+});
+
+describe('funded-cut and cut-twice: the network ends a call only on the evidence that blocks, once', () => {
+  // A low-credit call answered at +10.02 s runs its account dry at +11.02 s, blocked at +12 s.
+  const dry = () => new Soak({ cutBoundMs: 7000 }).account('low', LOW, 'low-credit').connected('low', 10, 500).audit('block', 'low', 12);
+
+  it('a cut after the account ran dry: fine, counted, and its delay and overdraft are figures', () => {
+    const r = dry().cut(12.5, 13.02).check();
+    expect(r.violations).toEqual([]);
+    expect(r.figures.cuts).toMatchObject({ callsCut: 1, dryCalls: 1, delayMs: { p50: 2000, p99: 2000, max: 2000 }, worstOverdraft: 2 });
+  });
+
+  it('a cut of a funded call is a violation, and the detail says what the balance was', () => {
+    const r = new Soak({ cutBoundMs: 7000 }).account('a', FUNDED).connected('a', 10, 500).cut(20, 20.5).check();
+    expect(r.violations.map((v) => v.kind)).toEqual(['funded-cut']);
+    expect(r.violations[0]!.detail).toMatch(/projected balance was at least 39\.8/);
+  });
+
+  it('a cut within the timing slack before the account ran dry is not (a round and the propagation time)', () => {
+    expect(dry().cut(10.5, 11).kinds()).toEqual([]);
+    expect(new Soak({ cutBoundMs: 7000 }).account('low', LOW, 'low-credit').connected('low', 10, 500).cut(8.5, 9).kinds()).toContain('funded-cut');
+  });
+
+  it('a cut of an account with no balance is a violation', () => {
+    expect(new Soak().account('a', { ...FUNDED, balance: undefined }).connected('a', 10, 500).cut(20, 20.5).kinds()).toEqual(['funded-cut']);
+  });
+
+  it("a call ended by the network with no cut in the audit stream, or on another account's cut, is a violation", () => {
+    const unaudited = dry();
+    Object.assign(unaudited.h.calls[0]!, { endedMs: at(13), endedBy: 'network' });
+    expect(unaudited.check().violations[0]!.detail).toMatch(/no cut of it/);
+    expect(dry().cut(12.5, 13, { account: 'other' }).check().violations[0]!.detail).toMatch(/another account's evidence/);
+  });
+
+  it('... unless the audit entries of that moment may have been lost with the master', () => {
+    const unaudited = dry().fault('flushall', 12.8, 20);
+    Object.assign(unaudited.h.calls[0]!, { endedMs: at(13), endedBy: 'network' });
+    expect(unaudited.kinds()).toEqual([]);
+  });
+
+  it('two BYEs to one caller (not retransmissions) are a call ended twice', () => {
+    expect(dry().cut(12.5, 13, { byes: 2 }).kinds()).toEqual(['cut-twice']);
+  });
+});
+
+describe('dry-not-cut: every call of an account that ran dry ends within the cut bound of controller-healthy time', () => {
+  const dry = () => new Soak({ cutBoundMs: 7000 }).account('low', LOW, 'low-credit').connected('low', 10, 500).audit('block', 'low', 12);
+
+  it('a call running on past the bound is a violation at its deadline; without the setting, not judged', () => {
+    const r = dry().check();
+    expect(r.violations.map((v) => v.kind)).toEqual(['dry-not-cut']);
+    expect(r.violations[0]!.atMs).toBeCloseTo(at(18.02), 3);
+    expect(new Soak().account('low', LOW, 'low-credit').connected('low', 10, 500).audit('block', 'low', 12).kinds()).toEqual([]);
+  });
+
+  it('ended by its caller within the bound, or cut after it: fine, and a violation', () => {
+    expect(new Soak({ cutBoundMs: 7000 }).account('low', LOW, 'low-credit').connected('low', 10, 5).audit('block', 'low', 12).kinds()).toEqual([]);
+    expect(dry().cut(12.5, 19).kinds()).toEqual(['dry-not-cut']);
+  });
+
+  it('a call answered while the account was already dry counts from its answer', () => {
+    // Dry from +11.02 s on the first call; a second answered at +14.02 s is due by +21.02 s.
+    const two = () => dry().cut(12.5, 13).connected('low', 14, 500);
+    expect(two().cut(20, 20.5).kinds()).toEqual([]);
+    expect(two().kinds()).toEqual(['dry-not-cut']);
+  });
+
+  it('during a failover the bound stops', () => {
+    // Impaired +12 s .. +30 s: 6 s of the bound are left, so the deadline is +36.02 s.
+    expect(dry().fault('cut-failover', 12, 20).cut(33, 35).kinds()).toEqual([]);
+    expect(dry().fault('cut-failover', 12, 20).cut(36, 36.5).kinds()).toEqual(['dry-not-cut']);
+  });
+
+  it('topped up before the deadline: not judged', () => {
+    expect(dry().action('top-up', 'low', 13, 13.5, FUNDED).audit('unblock', 'low', 14).kinds()).toEqual([]);
+  });
+
+  it('a call whose edge was killed under it cannot be ended by anyone: counted apart, not judged', () => {
+    const r = dry().restart('edge-a', 11.5, 13).check();
+    expect(r.violations.map((v) => v.kind)).not.toContain('dry-not-cut');
+    expect(r.figures.cuts).toMatchObject({ dryCalls: 0, dryCallsLost: 1 });
   });
 });
