@@ -124,6 +124,15 @@ export const configSchema = z.strictObject({
 
   overload: z.strictObject({ max_in_flight: z.number().int().positive().default(500) }).prefault({}),
 
+  /**
+   * On SIGTERM the edge drains: new INVITEs get the `shutting-down` 503 (OPTIONS too), and the
+   * calls in progress are still carried, recorded and cut for credit, until they have ended or
+   * `drain_ms` has passed (0: stop at once). A call still up when the edge stops is charged until
+   * its record is removed (by the restarted edge, or the controller for a dead one), and no edge
+   * can end it any more: its dialog lived in this process.
+   */
+  shutdown: z.strictObject({ drain_ms: z.number().int().min(0).default(600_000) }).prefault({}),
+
   /** Calls in progress as the edge records them on the master (through Sentinel). */
   calls_in_progress: z
     .strictObject({

@@ -8,7 +8,7 @@ import type { AccountReader } from '../accounts/reader.js';
 import type { StaleCache } from '../accounts/stale-cache.js';
 import type { EdgeMetrics } from '../admin/metrics.js';
 import { fixedShapeLogger, type Logger } from '../log.js';
-import { accountOnRecord, creditCutReason, decide, overloadRejection, rejection, type Basis, type Decision, type RejectDecision } from '../policy/decide.js';
+import { accountOnRecord, creditCutReason, decide, overloadRejection, rejection, shuttingDownRejection, type Basis, type Decision, type RejectDecision } from '../policy/decide.js';
 import type { Rules } from '../policy/rules.js';
 import { CallEnder, seenDialog, type EndOutcome, type RequestSender } from './call-ender.js';
 import type { CallRecorder } from './call-records.js';
@@ -59,11 +59,13 @@ type Request = Srf.SrfRequest & { source_address: string; on(event: 'cancel', li
 /**
  * The credit-gating edge, wired into drachtio-srf: for each INVITE, identify the account, read its
  * state (tri-state lookup + stale cache), decide with the pure table, then proxy or reject.
- * OPTIONS (trunk keepalives) get 200. A proxied call answered (the proxy's result) starts its
- * record; its end (CDR stop) or a failed attempt releases it.
+ * OPTIONS (trunk keepalives) get 200 (503 while draining). A proxied call answered (the proxy's
+ * result) starts its record; its end (CDR stop) or a failed attempt releases it.
  */
 export class EdgeApp {
   private inFlight = 0;
+  /** Set by drain(): no new call, the calls in progress carried to their end. */
+  private draining = false;
   private readonly lastDecisions = new LRUCache<string, LastDecision>({ max: 10_000 });
   /** The decision line: one per INVITE, so it skips the nested secret search (see fixedShapeLogger). */
   private readonly decisionLog: Logger;
@@ -78,7 +80,7 @@ export class EdgeApp {
     this.ender = new CallEnder(srf as unknown as RequestSender, o.logger, o.metrics);
     srf.invite((req, res) => void this.onInvite(req as Request, res));
     // drachtio-srf has srf.options(); its bundled typings miss it.
-    (srf as unknown as { options(h: (req: Srf.SrfRequest, res: Srf.SrfResponse) => void): void }).options((_req, res) => res.send(200));
+    (srf as unknown as { options(h: (req: Srf.SrfRequest, res: Srf.SrfResponse) => void): void }).options((_req, res) => res.send(this.draining ? 503 : 200));
     srf.on('cdr:stop', (...args: unknown[]) => {
       const msg = args[args.length - 1] as Srf.SipMessage;
       const callId = msg.get('Call-ID');
@@ -95,11 +97,11 @@ export class EdgeApp {
     const started = performance.now();
     const callId = req.get('Call-ID');
     const { metrics } = this.o;
-    if (this.inFlight >= this.o.maxInFlight) {
-      const overloaded = overloadRejection(this.o.rules);
-      metrics.overloadRejections.inc();
-      this.reject(res, overloaded);
-      this.record(callId, undefined, overloaded, started);
+    const refused = this.draining ? shuttingDownRejection(this.o.rules) : this.inFlight >= this.o.maxInFlight ? overloadRejection(this.o.rules) : undefined;
+    if (refused) {
+      if (!this.draining) metrics.overloadRejections.inc();
+      this.reject(res, refused);
+      this.record(callId, undefined, refused, started);
       metrics.pddSeconds.observe({ path: 'rejected' }, (performance.now() - started) / 1000);
       return;
     }
@@ -287,6 +289,20 @@ export class EdgeApp {
   /** The Reason of the BYEs that end a call for credit, as the current rules say it. */
   get cutReason(): string {
     return creditCutReason(this.o.rules);
+  }
+
+  /** From now on no new call (shutting-down 503s); the calls in progress go on (see shutdown.drain_ms). */
+  drain(): void {
+    this.draining = true;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Calls this edge carries now (routed, answered or not yet). */
+  get callsInProgress(): number {
+    return this.o.calls.total;
   }
 
   lastDecision(accountId: string): LastDecision | undefined {

@@ -7,7 +7,7 @@ import { startEdgeService } from './service.js';
 
 /**
  * `credit-edge edge`: runs the edge (and the embedded SIP engine when the config enables it) until
- * SIGINT/SIGTERM; SIGHUP reloads the config. `credit-edge reload` asks a running edge to reload;
+ * SIGINT, or SIGTERM and its drain; SIGHUP reloads the config. `credit-edge reload` asks a running edge to reload;
  * `credit-edge end-call` asks it to end one call it carries.
  */
 
@@ -36,13 +36,22 @@ export function registerEdgeCommands(program: Command): void {
           (engine ? `; embedded engine sip ${engine.sipHost}:${engine.sipPort}` : '') +
           `; pid ${process.pid} (kill -HUP reloads)\n`,
       );
+      // SIGTERM drains first (shutdown.drain_ms: a rolling restart loses no call in progress);
+      // SIGINT, or a second signal, stops at once.
       await new Promise<void>((resolve) => {
-        const stop = (signal: NodeJS.Signals) => {
+        const stopNow = (signal: NodeJS.Signals) => {
           process.stderr.write(`edge: stopping (${signal})\n`);
           resolve();
         };
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
+        process.once('SIGINT', stopNow);
+        process.once('SIGTERM', () => {
+          process.stderr.write(`edge: draining (SIGTERM): new calls refused, up to ${service.config().shutdown.drain_ms} ms for the calls in progress; a second signal stops at once\n`);
+          process.once('SIGTERM', stopNow);
+          void service.drain().then(({ left }) => {
+            process.stderr.write(`edge: stopping (drained${left > 0 ? `, ${left} call(s) left` : ''})\n`);
+            resolve();
+          });
+        });
       });
       await service.stop();
     });

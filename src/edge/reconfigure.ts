@@ -26,6 +26,7 @@ const LIVE = [
   'channel_fail_policy',
   'decision_header',
   'overload',
+  'shutdown',
   'admin.token',
 ];
 

@@ -35,8 +35,14 @@ export interface EdgeService {
   file?: string;
   config(): Config;
   reload(): Promise<ReloadOutcome>;
+  /**
+   * Stops taking calls (shutting-down 503s, /readyz 503) and resolves once the calls in progress
+   * have ended, or after `drainMs` (shutdown.drain_ms) with how many were left.
+   */
+  drain(drainMs?: number): Promise<{ left: number }>;
   stop(): Promise<void>;
 }
+
 
 export async function startEdgeService(options: EdgeServiceOptions = {}): Promise<EdgeService> {
   const env = options.env ?? process.env;
@@ -94,6 +100,7 @@ export async function startEdgeService(options: EdgeServiceOptions = {}): Promis
       ...(loaded.file !== undefined && { file: loaded.file }),
       config: () => reloader.config(),
       reload,
+      drain: (drainMs = reloader.config().shutdown.drain_ms) => edge.drain(drainMs),
       stop: stopAll,
     };
   } catch (err) {

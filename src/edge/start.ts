@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import crypto from 'node:crypto';
 import Srf from 'drachtio-srf';
 import { AbsenceProbe } from '../accounts/absence-probe.js';
@@ -37,12 +38,20 @@ export interface RunningEdge {
   /** Carries out the controller's orders to end calls (with records only). */
   cuts?: CutOrderRunner;
   metrics: EdgeMetrics;
-  /** Connected to the SIP server, and a replica in sync or a warm cache to decide with. */
+  /** Connected to the SIP server, and a replica in sync or a warm cache to decide with; not draining. */
   ready(): boolean;
   /** Resolves once connected to the SIP server. */
   connected: Promise<void>;
+  /**
+   * Stops taking calls (the shutting-down 503, /readyz 503) and resolves once the calls in
+   * progress have ended, or after `drainMs` with how many were left (shutdown.drain_ms).
+   */
+  drain(drainMs: number): Promise<{ left: number }>;
   stop(): Promise<void>;
 }
+
+const DRAIN_POLL_MS = 200;
+const DRAIN_LOG_EVERY_MS = 30_000;
 
 export function rulesOf(config: Config): Rules {
   return {
@@ -184,7 +193,24 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
     ...(cuts && { cuts }),
     metrics,
     connected,
-    ready: () => isConnected && (pool.replicas.some((r) => r.inSync) || cache.size > 0),
+    ready: () => !app.isDraining && isConnected && (pool.replicas.some((r) => r.inSync) || cache.size > 0),
+    async drain(drainMs) {
+      app.drain();
+      const deadline = Date.now() + drainMs;
+      logger.warn({ drainMs, callsInProgress: app.callsInProgress }, 'draining: new calls refused (503), the calls in progress carried to their end');
+      let logged = Date.now();
+      while (app.callsInProgress > 0 && Date.now() < deadline) {
+        await sleep(DRAIN_POLL_MS);
+        if (Date.now() - logged >= DRAIN_LOG_EVERY_MS) {
+          logged = Date.now();
+          logger.info({ callsInProgress: app.callsInProgress, msLeft: deadline - Date.now() }, 'draining');
+        }
+      }
+      const left = app.callsInProgress;
+      if (left > 0) logger.warn({ left }, 'drain time over: stopping with calls in progress (charged until their records are removed; no edge can end them any more)');
+      else logger.info('drained: no call in progress');
+      return { left };
+    },
     async stop() {
       try {
         srf.disconnect();

@@ -22,7 +22,7 @@ export interface DecisionInput {
 export type Basis =
   | { source: 'replica'; replica: string; localCopy?: true }
   | { source: 'cache'; replica: string; ageMs: number; because: UnknownCause }
-  | { source: 'none'; because: UnknownCause | 'overloaded' | 'unidentified' | 'bypassed'; detail: string };
+  | { source: 'none'; because: UnknownCause | 'overloaded' | 'shutting-down' | 'unidentified' | 'bypassed'; detail: string };
 
 export type Decision = RouteDecision | RejectDecision;
 
@@ -78,6 +78,10 @@ export function accountOnRecord(input: Pick<DecisionInput, 'lookup' | 'cached'>,
 /** The 503 the edge gives before any Redis work when too many INVITEs are in flight. */
 export function overloadRejection(rules: Rules): RejectDecision {
   return rejection('overloaded', 'edge overloaded', { source: 'none', because: 'overloaded', detail: 'too many INVITEs in flight' }, rules);
+}
+
+export function shuttingDownRejection(rules: Rules): RejectDecision {
+  return rejection('shutting-down', 'edge shutting down', { source: 'none', because: 'shutting-down', detail: 'draining its calls in progress before it stops' }, rules);
 }
 
 function decideForAccount(account: Account, basis: Basis, calls: CallsInProgress, rules: Rules): Decision {

@@ -19,7 +19,8 @@ export type Verdict =
   | 'unknown-account'
   | 'state-unknown'
   | 'no-route'
-  | 'overloaded';
+  | 'overloaded'
+  | 'shutting-down';
 
 export type Rejections = Record<Verdict, Rejection>;
 
@@ -55,6 +56,9 @@ export const DEFAULT_REJECTIONS: Rejections = {
   'no-route': { status: 503, phrase: 'Service Unavailable', q850: 3, retryAfter: 5 },
   // Q.850 42: switching equipment congestion.
   overloaded: { status: 503, phrase: 'Service Unavailable', q850: 42, retryAfter: 2 },
+  // Q.850 41: temporary failure. The edge drains its calls before it stops: the caller's carrier
+  // fails over to another edge and leaves this one alone until it is back (RFC 3261 21.5.4).
+  'shutting-down': { status: 503, phrase: 'Service Unavailable', q850: 41, retryAfter: 30 },
 };
 
 export const DEFAULT_RULES: Rules = {

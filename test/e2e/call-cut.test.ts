@@ -5,7 +5,7 @@ import type { RunningController } from '../../src/control/start.js';
 import { callsKey } from '../../src/redis/keys.js';
 import { controllerOn, until } from '../helpers/controller.js';
 import { assertSippRan, edgeUnderTest, finalsReceived, type EdgeUnderTest } from '../helpers/edge-under-test.js';
-import { startSipp, stopAllSipp, type SippResult } from '../helpers/sipp.js';
+import { runSipp, startSipp, stopAllSipp, type SippResult } from '../helpers/sipp.js';
 
 /**
  * Calls ended when their credit runs out, over the whole path: SIPp callers and carrier, the edge
@@ -69,5 +69,29 @@ describe('a call past its credit', () => {
     assertSippRan(untouched, 'the funded call');
     expect(byeReceived(untouched), 'no BYE from the network for the funded call').toBeUndefined();
     expect(byeSent(untouched), 'the funded caller hung up itself').toBe(true);
+  }, 60_000);
+
+  it('on an edge draining to stop, new calls get the shutting-down 503 and the call in progress is still cut when its credit runs out; then it has drained', async () => {
+    const client = await master();
+    await client.hset('account:acct-short', 'balance', '0.05', 'credit_blocked', '0');
+    await until('unblocked', 5000, async () => (await client.hget('account:acct-short', 'credit_blocked')) === '0');
+    const running = await startSipp({ scenario: 'edge-uac-until-bye', vars: { HOLD: '20000' }, remote: edge.path.sipTarget, injection: [['acct-short']], service: 'callee', timeoutMs: 40_000 });
+    await until('the call recorded', 5000, async () => (await client.hlen(callsKey('acct-short'))) === 1);
+
+    const drained = edge.path.edge.drain(30_000);
+    expect(edge.path.edge.ready(), '/readyz says not ready while draining').toBe(false);
+    const refused = await runSipp({ scenario: 'edge-uac', vars: { HOLD: '0' }, remote: edge.path.sipTarget, injection: [['acct-ok']], service: 'callee', timeoutMs: 10_000 });
+    const [answer] = finalsReceived(refused);
+    expect(answer?.status).toBe(503);
+    expect(answer?.headers['retry-after']).toEqual(['30']);
+    expect(answer?.headers.reason).toEqual(['Q.850;cause=41;text="edge shutting down"']);
+
+    // Still recorded and cut while draining: the drain ends when the call does, well before its 20 s.
+    const started = Date.now();
+    expect(await drained).toEqual({ left: 0 });
+    expect(Date.now() - started).toBeLessThan(5000);
+    const cut = await running.done;
+    assertSippRan(cut, 'the draining call');
+    expect(byeReceived(cut)?.headers.reason).toEqual(['Q.850;cause=52;text="out of call credit"']);
   }, 60_000);
 });

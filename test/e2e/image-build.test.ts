@@ -12,7 +12,8 @@ import { buildDockerfile, type BuiltImage } from '../helpers/dockerfile.js';
 import { engineUnderTest, type EngineUnderTest } from '../helpers/engine-under-test.js';
 import { startListeningSipp } from '../../src/dev/sipp.js';
 import { assertSippRan, finalsReceived } from '../helpers/edge-under-test.js';
-import { runSipp, stopAllSipp, type SippProcess } from '../helpers/sipp.js';
+import { runSipp, startSipp, stopAllSipp, type SippProcess } from '../helpers/sipp.js';
+import { until } from '../helpers/controller.js';
 
 /**
  * The production image, as its Dockerfile builds it: the same files copied, `npm ci --omit=dev`,
@@ -153,6 +154,23 @@ describe('the production image, built as its Dockerfile says', () => {
       const callId = call.messages.find((m) => m.method === 'INVITE')!.headers['call-id']![0];
       const lines = fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('{'));
       expect(lines.some((l) => (JSON.parse(l) as { callId?: string }).callId === callId), edge.tail()).toBe(true);
+    });
+
+    it('on SIGTERM drains: not ready, new calls get 503, the call in progress runs to its end, then it exits', async () => {
+      expect(edge?.running, 'the edge of the previous case').toBe(true);
+      const held = await startSipp({ scenario: 'edge-uac', vars: { HOLD: '3000' }, remote: engine.sipTarget, injection: [['acct-ok']], service: 'callee', timeoutMs: 20_000 });
+      // Answered within milliseconds; held 3 s.
+      await new Promise((r) => setTimeout(r, 1000));
+      process.kill(edge!.pid, 'SIGTERM');
+      await edge!.waitForOutput(/edge: draining \(SIGTERM\)/, 5000);
+      expect((await fetch(`http://${admin}/readyz`)).status).toBe(503);
+      const refused = await runSipp({ scenario: 'edge-uac', vars: { HOLD: '0' }, remote: engine.sipTarget, injection: [['acct-ok']], service: 'callee', timeoutMs: 10_000 });
+      expect(finalsReceived(refused).map((m) => [m.status, m.headers.reason?.[0]])).toEqual([[503, 'Q.850;cause=41;text="edge shutting down"']]);
+      const done = await held.done;
+      assertSippRan(done, 'the call in progress while draining');
+      expect(finalsReceived(done).map((m) => m.status)).toEqual([200]);
+      await edge!.waitForOutput(/edge: stopping \(drained\)/, 10_000);
+      await until('the edge exited', 10_000, async () => !edge!.running);
     });
   });
 });

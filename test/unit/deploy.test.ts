@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { parseConfig } from '../../src/config/load.js';
 import { EdgeMetrics } from '../../src/admin/metrics.js';
 import { ControllerMetrics } from '../../src/control/metrics.js';
 import { EDGE_NODE_FLAGS } from '../../src/edge/node-flags.js';
@@ -81,6 +82,13 @@ describe('Dockerfile and systemd unit', () => {
     expect(unitFlags).toEqual(EDGE_NODE_FLAGS);
     const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(read('Dockerfile'))![1]!) as string[];
     expect(entrypoint).toEqual(['node', ...EDGE_NODE_FLAGS, 'dist/src/cli.js']);
+  });
+
+  it('edge unit: SIGTERM drains the calls in progress, and systemd waits longer than the default drain before it kills', () => {
+    const text = read('deploy/systemd/credit-edge.service');
+    expect(text).toMatch(/^KillSignal=SIGTERM$/m);
+    const timeoutS = Number(/^TimeoutStopSec=(\d+)$/m.exec(text)?.[1]);
+    expect(timeoutS * 1000).toBeGreaterThan(parseConfig('', '(defaults)').shutdown.drain_ms);
   });
 
   it('controller unit: runs `controller`, checks the config first, secrets from an EnvironmentFile, reloads with SIGHUP (which the controller handles)', () => {
