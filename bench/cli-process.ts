@@ -23,7 +23,8 @@ export interface CliProcess {
   /** The last lines it wrote, for error messages. */
   tail(lines?: number): string;
   readonly running: boolean;
-  stop(): Promise<void>;
+  /** SIGTERM, then SIGKILL if it is still running after `graceMs` (default 10 s). */
+  stop(graceMs?: number): Promise<void>;
   /** SIGKILL (a crash), resolved once it is gone. */
   kill(): Promise<void>;
 }
@@ -134,11 +135,11 @@ export function startCli(o: CliOptions): CliProcess {
       signal('SIGKILL');
       await exited;
     },
-    async stop() {
+    async stop(graceMs = STOP_GRACE_MS) {
       if (!running) return;
       signal('SIGCONT');
       signal('SIGTERM');
-      const gone = await Promise.race([exited.then(() => true), sleep(STOP_GRACE_MS).then(() => false)]);
+      const gone = await Promise.race([exited.then(() => true), sleep(graceMs).then(() => false)]);
       if (!gone) {
         signal('SIGKILL');
         await exited;

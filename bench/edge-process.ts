@@ -22,7 +22,8 @@ export interface EdgeProcess {
   /** The config file it was started with (an operator's `credit-edge reload --config` reads it). */
   configFile: string;
   running(): boolean;
-  stop(): Promise<void>;
+  /** SIGTERM (the edge drains its calls first), SIGKILL after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
   /** SIGKILL: a crash, nothing flushed or released. */
   kill(): Promise<void>;
 }
@@ -73,7 +74,7 @@ export async function startEdgeProcess(o: EdgeProcessOptions): Promise<EdgeProce
       ...(o.cpuProfile && { cpuProfileFile: path.join(o.runDir, profileName) }),
       configFile,
       running: () => edge.running,
-      stop: () => edge.stop(),
+      stop: (graceMs) => edge.stop(graceMs),
       kill: () => edge.kill(),
     };
   } catch (err) {

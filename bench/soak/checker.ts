@@ -134,7 +134,7 @@ const WIPING: readonly FaultKind[] = ['master-restart-empty', 'flushall'];
 /** ... and those that re-provision some accounts (which ones is not recorded): balances set afresh, debits lost. */
 const RESETTING: readonly FaultKind[] = [...WIPING, 'mass-delete'];
 /** Faults after which calls may go unanswered or get the SIP server's own 503. */
-const RESTARTING: readonly FaultKind[] = ['sip-server-restart', 'edge-kill', 'cut-edge-kill'];
+const RESTARTING: readonly FaultKind[] = ['sip-server-restart', 'edge-kill', 'edge-restart', 'cut-edge-kill'];
 /** Faults in which the audit entries of the last moments may be lost (the master's data, or a master not yet replicated). */
 const AUDIT_LOSING: readonly FaultKind[] = [...WIPING, 'master-freeze-failover', 'cut-failover'];
 /** 403 phrases that say the edge found the account. */
@@ -186,7 +186,7 @@ class Context {
     const settle = h.settings.restartSettleMs;
     this.restartWindows = mergeIntervals([
       ...h.faults.filter((f) => RESTARTING.includes(f.kind)).map((f) => ({ from: f.startMs, to: (f.endMs ?? Infinity) + settle })),
-      ...h.edgeRestarts.map((r) => ({ from: r.killedMs, to: (r.readyMs ?? Infinity) + settle })),
+      ...h.edgeRestarts.map((r) => ({ from: r.drainFromMs ?? r.killedMs, to: (r.readyMs ?? Infinity) + settle })),
     ]);
     this.impaired = h.faults.filter((f) => CONTROLLER_IMPAIRING.includes(f.kind)).map((f) => ({ from: f.startMs, to: (f.endMs ?? Infinity) + IMPAIRED_TAIL_MS }));
   }
@@ -199,7 +199,7 @@ class Context {
     return `${sec < 0 ? '-' : '+'}${Math.abs(sec).toFixed(1)} s`;
   }
 
-  /** The kill of the edge that carried this call while it ran, if any: its record outlived the call. */
+  /** The kill of the edge that carried this call while it ran, if any: its record outlived the call (an orderly stop counts once its drain is over). */
   killedUnder(c: SoakCall): number | undefined {
     const from = c.connectedMs ?? c.inviteMs;
     const to = c.endedMs ?? this.h.endMs;
@@ -343,7 +343,7 @@ function judgeEdge503(ctx: Context, c: SoakCall): Violation[] {
   const newest = found[0];
   if (!newest) return [];
   const since = newest.copyFrom;
-  if (ctx.h.edgeRestarts.some((r) => r.edge === edge && r.killedMs >= since && r.killedMs <= decisionAt)) return [];
+  if (ctx.h.edgeRestarts.some((r) => r.edge === edge && r.killedMs >= since && (r.drainFromMs ?? r.killedMs) <= decisionAt)) return [];
   const deleted = ctx.h.operatorActions.some((a) => a.kind === 'delete' && a.account === c.account && a.atMs < decisionAt && a.doneMs + ctx.p > since - ctx.p);
   if (deleted) return [];
   // Deleted on the record by then: a call routed after the delete came from the edge's cache

@@ -92,6 +92,7 @@ export type FaultKind =
   | 'flushall'
   | 'mass-delete'
   | 'edge-kill'
+  | 'edge-restart'
   | 'sip-server-restart'
   | 'controller-kill'
   | 'replica-cut'
@@ -115,6 +116,9 @@ export interface FaultWindow {
 /** An edge process stopped (killed) and started again: its cache and connections begin anew. */
 export interface EdgeRestart {
   edge: string;
+  /** An orderly stop (SIGTERM): it drained from here (refusing new calls, carrying its calls) until killedMs. */
+  drainFromMs?: number;
+  /** When the process was gone. */
   killedMs: number;
   /** When the new process was ready (undefined: not back by the end). */
   readyMs: number | undefined;

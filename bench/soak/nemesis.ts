@@ -20,6 +20,8 @@ import { parseEvidence } from './redis-history.js';
 
 /** Longest wait for the parts a fault needs; past it the fault is recorded as skipped. */
 const ACQUIRE_TIMEOUT_MS = 60_000;
+/** Longest drain of an orderly edge restart (the long calls last 30 s) before it is killed. */
+const DRAIN_GRACE_MS = 60_000;
 /** Longest wait of a cut-* fault for the controller's next cut. */
 const CUT_WAIT_MS = 60_000;
 /** Re-provisioning and `dataset init` tried again this many times when a failover took the accounts. */
@@ -81,6 +83,10 @@ export class Nemesis {
         case 'edge-kill': {
           const e = pick(this.system.edges);
           return { parts: [`edge:${e.name}`], target: e.name, act: () => this.edgeKill(e, fault.holdS) };
+        }
+        case 'edge-restart': {
+          const e = pick(this.system.edges);
+          return { parts: [`edge:${e.name}`], target: e.name, act: (w) => this.edgeRestart(w, e, fault.holdS) };
         }
         case 'sip-server-restart':
           if (!this.system.sipServer.restartable) return undefined;
@@ -284,6 +290,18 @@ export class Nemesis {
     }
     w.marks.push({ label: `no cut within ${CUT_WAIT_MS / 1000} s: struck anyway`, atMs: Date.now() });
     return undefined;
+  }
+
+  /** An orderly restart, as a rolling upgrade does it: SIGTERM (the edge drains), down `holdS`, started again. */
+  private async edgeRestart(w: FaultWindow, edge: SoakSystem['edges'][number], holdS: number): Promise<void> {
+    const restart: EdgeRestart = { edge: edge.name, drainFromMs: Date.now(), killedMs: Infinity, readyMs: undefined };
+    this.edgeRestarts.push(restart);
+    await edge.stop(DRAIN_GRACE_MS);
+    restart.killedMs = Date.now();
+    w.marks.push({ label: `drained in ${Math.round(restart.killedMs - restart.drainFromMs!)} ms`, atMs: restart.killedMs });
+    await sleep(holdS * 1000);
+    await edge.start();
+    restart.readyMs = Date.now();
   }
 
   /** Kills the controller holding the lease (the standby takes over once it expires); started again after `holdS`. */

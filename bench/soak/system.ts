@@ -29,6 +29,8 @@ export interface SoakEdge {
   start(): Promise<void>;
   /** SIGKILL: a crash. */
   kill(): Promise<void>;
+  /** SIGTERM: an orderly stop; the edge drains its calls in progress first (bounded here by `graceMs`). */
+  stop(graceMs: number): Promise<void>;
 }
 
 export interface SoakController {
@@ -146,6 +148,9 @@ async function soakEdge(o: { name: string; runDir: string; carrier: string; admi
     },
     async kill() {
       await current?.kill();
+    },
+    async stop(graceMs) {
+      await current?.stop(graceMs);
     },
   };
 }

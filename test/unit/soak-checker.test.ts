@@ -82,6 +82,12 @@ class Soak {
     return this;
   }
 
+  /** An orderly restart: drained from `drainSec`, gone at `goneSec`. */
+  drained(edge: string, drainSec: number, goneSec: number, readySec: number): this {
+    this.h.edgeRestarts.push({ edge, drainFromMs: at(drainSec), killedMs: at(goneSec), readyMs: at(readySec) });
+    return this;
+  }
+
   restart(edge: string, killedSec: number, readySec?: number): this {
     this.h.edgeRestarts.push({ edge, killedMs: at(killedSec), readyMs: readySec === undefined ? undefined : at(readySec) });
     return this;
@@ -584,5 +590,24 @@ describe('dry-not-cut: every call of an account that ran dry ends within the cut
     const r = dry().restart('edge-a', 11.5, 13).check();
     expect(r.violations.map((v) => v.kind)).not.toContain('dry-not-cut');
     expect(r.figures.cuts).toMatchObject({ dryCalls: 0, dryCallsLost: 1 });
+  });
+});
+
+describe('an orderly edge restart (SIGTERM): it drains, then it is gone', () => {
+  it("its 503s from the drain's start are excused, as a kill's are", () => {
+    const found = () => new Soak().account('a', FUNDED).connected('a', 10, 1).answered('a', 21, 503, 'Service Unavailable', { basis: 'basis=none; because=shutting-down' });
+    expect(found().kinds()).toEqual(['unexpected-503']);
+    expect(found().drained('edge-a', 20, 25, 30).kinds()).toEqual([]);
+  });
+
+  it('a call carried through the drain is still judged (and must be cut); one still up when the edge is gone is counted apart', () => {
+    const dry = () => new Soak({ cutBoundMs: 7000 }).account('low', LOW, 'low-credit').connected('low', 10, 500).audit('block', 'low', 12);
+    // Hung up by its caller at +30 s, within the drain (over at +40 s): it had to be cut by +18 s.
+    const carried = () => new Soak({ cutBoundMs: 7000 }).account('low', LOW, 'low-credit').connected('low', 10, 20).audit('block', 'low', 12).drained('edge-a', 11, 40, 45);
+    expect(carried().cut(12.5, 13).kinds()).toEqual([]);
+    expect(carried().kinds()).toEqual(['dry-not-cut']);
+    const gone = dry().drained('edge-a', 11, 12, 15).check();
+    expect(gone.violations.map((v) => v.kind)).not.toContain('dry-not-cut');
+    expect(gone.figures.cuts).toMatchObject({ dryCalls: 0, dryCallsLost: 1 });
   });
 });
