@@ -19,9 +19,9 @@ import { CALLS_INDEX_KEY, callsKey, CONFIRM_BLOCKS_KEY } from '../redis/keys.js'
 
 const configOption = ['-c, --config <file>', `config file (default ${DEFAULT_CONFIG_FILE}, or the embedded defaults when absent)`] as const;
 
-function load(file: string | undefined): Config {
+function load(file: string | undefined): { config: Config; file?: string } {
   try {
-    return loadConfig(file).config;
+    return loadConfig(file);
   } catch (err) {
     if (err instanceof ConfigError) process.stderr.write(err.problems.map((p) => p + '\n').join(''));
     throw err;
@@ -118,8 +118,7 @@ export function registerControlCommands(program: Command): void {
     .option(...configOption)
     .option('--confirm-blocks', 'let the blocks the breaker holds back through once, then exit')
     .action(async (opts: { config?: string; confirmBlocks?: boolean }) => {
-      const config = load(opts.config);
-      const { file } = loadConfig(opts.config);
+      const { config, file } = load(opts.config);
       if (opts.confirmBlocks) {
         process.stderr.write(`controller: ${await confirmBlocks(config, `${os.userInfo().username}@${os.hostname()}`)}\n`);
         return;
@@ -146,7 +145,7 @@ export function registerControlCommands(program: Command): void {
     .option('-n, --limit <n>', 'entries to print', (v) => Number(v), 50)
     .option('--json', 'one JSON object per line')
     .action(async (account: string | undefined, opts: { config?: string; limit: number; json?: boolean }) => {
-      const config = load(opts.config);
+      const { config } = load(opts.config);
       const master = await connectMaster(config);
       try {
         const entries = await readAudit(master.client, { ...(account !== undefined && { account }), limit: opts.limit });
@@ -165,7 +164,7 @@ export function registerControlCommands(program: Command): void {
     .option(...configOption)
     .option('--json', 'one JSON object per account')
     .action(async (account: string | undefined, opts: { config?: string; json?: boolean }) => {
-      const calls = await readCalls(load(opts.config), account);
+      const calls = await readCalls(load(opts.config).config, account);
       const now = Date.now();
       for (const [id, list] of calls) {
         if (opts.json) {
