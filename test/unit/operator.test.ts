@@ -7,6 +7,7 @@ import { checkConfig } from '../../src/config/command.js';
 import { parseConfig } from '../../src/config/load.js';
 import { isLoopback } from '../../src/config/schema.js';
 import { changedKeys, withRunningValues } from '../../src/config/reload.js';
+import { reconfigureController, type RunningController } from '../../src/control/start.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'credit-edge-check-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -84,6 +85,19 @@ describe('reload: what changed, and what needs a restart', () => {
     const kept = withRunningValues(next, base, ['sip.server', 'cache.max_entries']);
     expect(kept.sip.server.port).toBe(9022);
     expect(kept.cache).toEqual({ max_entries: 100_000, max_stale_ms: 1000 });
+  });
+});
+
+describe("the controller's reload: cut_calls in place, its other keys at a restart, the edge's keys not its business", () => {
+  it('applies controller.cut_calls live and hands it to the running controller', () => {
+    const base = parseConfig('', 'a.yaml');
+    const next = parseConfig('controller:\n  cut_calls:\n    enabled: false\nredis:\n  password: s3cret\nroutes:\n  default: [sip:b.example]\n', 'b.yaml');
+    const given: unknown[] = [];
+    const running = { controller: { setCutCalls: (c: unknown) => given.push(c) } } as unknown as RunningController;
+    expect(reconfigureController(running, base, next)).toEqual({ applied: ['controller.cut_calls'], needsRestart: ['redis.password'] });
+    expect(given).toEqual([{ enabled: false, dryRun: false, graceMs: 250 }]);
+    expect(reconfigureController(running, base, base)).toEqual({ applied: [], needsRestart: [] });
+    expect(given).toHaveLength(1);
   });
 });
 
