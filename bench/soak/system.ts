@@ -116,7 +116,11 @@ export async function startSoakSystem(o: SoakSystemOptions): Promise<SoakSystem>
     const controllers: SoakController[] = [];
     for (const name of CONTROLLER_NAMES) {
       const admin = `127.0.0.1:${await freePort()}`;
-      const controller = soakController({ name, runDir: o.runDir, config: { log_level: 'info', redis, controller: { name, admin_listen: admin } }, admin });
+      // The breaker sized for this deployment: most of its ~25 accounts with calls in progress are
+      // low-credit ones made to run dry (about 14 a minute), a share no real deployment has, which
+      // the default share rule (20% from 20 accounts) holds as a mass block. The absolute rule
+      // (20 new blocks a minute) stays; test/integration covers the breaker itself.
+      const controller = soakController({ name, runDir: o.runDir, config: { log_level: 'info', redis, controller: { name, admin_listen: admin, breaker: { min_accounts: 100 } } }, admin });
       stops.push(() => controller.stop());
       controllers.push(controller);
       await controller.start();
