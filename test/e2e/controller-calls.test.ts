@@ -30,7 +30,9 @@ beforeAll(async () => {
     },
     config: (generated) => ({ ...generated, decision_header: true }),
   });
-  controller = controllerOn(edge.topology, 'ctl-e2e', { wait_replicas: 0 });
+  // Blocks only: these calls are meant to run on past zero (their debits are checked); ending
+  // them is test/e2e/call-cut.test.ts's.
+  controller = controllerOn(edge.topology, 'ctl-e2e', { wait_replicas: 0, cut_calls: { enabled: false } });
   await until('controller acting', 10_000, async () => controller.controller.isLeader);
 }, 60_000);
 afterAll(async () => {
