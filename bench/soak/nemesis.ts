@@ -6,7 +6,8 @@ import type { EdgeRestart, FaultWindow } from './history.js';
 import type { Operator } from './operator.js';
 import type { PlannedFault } from './schedule.js';
 import type { SoakSystem } from './system.js';
-import { AUDIT_STREAM, LEASE_KEY } from '../../src/redis/keys.js';
+import { readAudit } from '../../src/control/audit.js';
+import { LEASE_KEY } from '../../src/redis/keys.js';
 import { parseEvidence } from './redis-history.js';
 
 /**
@@ -271,17 +272,15 @@ export class Nemesis {
    */
   private async nextCut(w: FaultWindow): Promise<{ edge: string; callId: string } | undefined> {
     const client = this.system.topology.master.client;
-    const newest = async () => (await client.xrevrange(AUDIT_STREAM, '+', '-', 'COUNT', 50).catch(() => [])) as [string, string[]][];
-    const seen = new Set((await newest()).map(([id]) => id));
+    const newest = () => readAudit(client, { limit: 50, scan: 50 }).catch(() => []);
+    const seen = new Set((await newest()).map((e) => e.id));
     const deadline = Date.now() + CUT_WAIT_MS;
     while (Date.now() < deadline) {
-      for (const [id, fields] of await newest()) {
-        if (seen.has(id)) continue;
-        seen.add(id);
-        const f: Record<string, string> = {};
-        for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
-        if (f.action !== 'cut') continue;
-        const evidence = parseEvidence(f.evidence);
+      for (const e of await newest()) {
+        if (seen.has(e.id)) continue;
+        seen.add(e.id);
+        if (e.action !== 'cut') continue;
+        const evidence = parseEvidence(e.evidence);
         const cut = { edge: String(evidence.edge ?? ''), callId: String(evidence.callId ?? '') };
         w.marks.push({ label: `cut of ${cut.callId} ordered to ${cut.edge}`, atMs: Date.now() });
         return cut;

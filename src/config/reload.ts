@@ -62,11 +62,25 @@ export function configReloader(o: ReloaderOptions): Reloader {
   };
 }
 
-/** Splits the changed keys into those `live` (paths or their prefixes) covers and the rest. */
-export function splitChanges(current: Config, next: Config, live: readonly string[]): ApplyResult {
-  const changed = changedKeys(current, next);
-  const applied = changed.filter((key) => live.some((l) => key === l || key.startsWith(`${l}.`)));
+/** Whether `key` is one of the paths (or under one of the prefixes) listed. */
+export function keyUnder(key: string, paths: readonly string[]): boolean {
+  return paths.some((p) => key === p || key.startsWith(`${p}.`));
+}
+
+/**
+ * Splits the changed keys this process reads (`own`; a file shared by the edge and the controller
+ * holds the other's keys too) into those `live` covers and those that need a restart.
+ */
+export function splitChanges(current: Config, next: Config, live: readonly string[], own: (key: string) => boolean = () => true): ApplyResult {
+  const changed = changedKeys(current, next).filter(own);
+  const applied = changed.filter((key) => keyUnder(key, live));
   return { applied, needsRestart: changed.filter((key) => !applied.includes(key)) };
+}
+
+/** POST /reload on an admin API: 200 with what was applied, 422 with the problems of a refused file. */
+export async function reloadRoute(reload: () => Promise<ReloadOutcome>): Promise<{ status: number; body: ReloadOutcome }> {
+  const outcome = await reload();
+  return { status: outcome.ok ? 200 : 422, body: outcome };
 }
 
 /** `next` with the running values kept for `keys` (those that need a restart to change). */

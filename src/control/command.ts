@@ -7,7 +7,7 @@ import type { Config } from '../config/schema.js';
 import { startAdmin, type AdminServer } from '../admin/server.js';
 import { createLogger, stdoutDestination, type Logger } from '../log.js';
 import { readAudit } from './audit.js';
-import { configReloader, type ReloadOutcome } from '../config/reload.js';
+import { configReloader, reloadRoute, type ReloadOutcome } from '../config/reload.js';
 import { reconfigureController, startController, type RunningController } from './start.js';
 import { CALLS_INDEX_KEY, callsKey, CONFIRM_BLOCKS_KEY } from '../redis/keys.js';
 
@@ -74,12 +74,7 @@ export async function startControllerAdmin(config: Config, running: RunningContr
     status: 200,
     body: Object.fromEntries(await readCalls(config, match[1])),
   }));
-  if (reload) {
-    admin.route('POST', /^\/reload$/, async () => {
-      const outcome = await reload();
-      return { status: outcome.ok ? 200 : 422, body: outcome };
-    });
-  }
+  if (reload) admin.route('POST', /^\/reload$/, () => reloadRoute(reload));
   return admin;
 }
 

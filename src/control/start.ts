@@ -5,7 +5,7 @@ import { CreditController } from './controller.js';
 import { FencedMaster, type SentinelAddress } from './master.js';
 import { ControllerMetrics } from './metrics.js';
 import { splitHostPort } from '../config/host-port.js';
-import { splitChanges, type ApplyResult } from '../config/reload.js';
+import { keyUnder, splitChanges, type ApplyResult } from '../config/reload.js';
 
 export interface RunningController {
   controller: CreditController;
@@ -28,9 +28,9 @@ function cutCallsOf(config: Config) {
 
 /** Applies a reloaded config to a running controller (src/config/reload.ts). */
 export function reconfigureController(running: RunningController, current: Config, next: Config): ApplyResult {
-  const { applied, needsRestart } = splitChanges(current, next, LIVE);
-  if (applied.includes('controller.cut_calls')) running.controller.setCutCalls(cutCallsOf(next));
-  return { applied, needsRestart: needsRestart.filter((key) => OWN.some((own) => key === own || key.startsWith(`${own}.`))) };
+  const result = splitChanges(current, next, LIVE, (key) => keyUnder(key, OWN));
+  if (result.applied.includes('controller.cut_calls')) running.controller.setCutCalls(cutCallsOf(next));
+  return result;
 }
 
 export interface StartControllerOptions {

@@ -97,8 +97,8 @@ export class EdgeApp {
     const started = performance.now();
     const callId = req.get('Call-ID');
     const { metrics } = this.o;
-    const refused = this.draining ? shuttingDownRejection(this.o.rules) : this.inFlight >= this.o.maxInFlight ? overloadRejection(this.o.rules) : undefined;
-    if (refused) {
+    if (this.draining || this.inFlight >= this.o.maxInFlight) {
+      const refused = this.draining ? shuttingDownRejection(this.o.rules) : overloadRejection(this.o.rules);
       if (!this.draining) metrics.overloadRejections.inc();
       this.reject(res, refused);
       this.record(callId, undefined, refused, started);

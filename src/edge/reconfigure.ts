@@ -1,4 +1,4 @@
-import { splitChanges, type ApplyResult } from '../config/reload.js';
+import { keyUnder, splitChanges, type ApplyResult } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { absenceGuardSettingsOf, identifierOf, localCopyTimingsOf, proxyOptionsOf, rulesOf, type RunningEdge } from './start.js';
@@ -31,10 +31,9 @@ const LIVE = [
 ];
 
 export function applyConfig(edge: RunningEdge, current: Config, next: Config, logger: Logger): ApplyResult {
-  const { applied, needsRestart: changedHere } = splitChanges(current, next, LIVE);
   // The controller's section is the controller's to reload.
-  const needsRestart = changedHere.filter((key) => !key.startsWith('controller.'));
-  const touched = (prefix: string) => applied.some((key) => key === prefix || key.startsWith(`${prefix}.`));
+  const { applied, needsRestart } = splitChanges(current, next, LIVE, (key) => !keyUnder(key, ['controller']));
+  const touched = (prefix: string) => applied.some((key) => keyUnder(key, [prefix]));
 
   if (touched('redis.replicas') || touched('lookup')) {
     const { lookup } = next;

@@ -1,7 +1,7 @@
 import { addEdgeRoutes } from '../admin/edge-routes.js';
 import { startAdmin, type AdminServer } from '../admin/server.js';
 import { loadConfig } from '../config/load.js';
-import { configReloader, type ReloadOutcome } from '../config/reload.js';
+import { configReloader, reloadRoute, type ReloadOutcome } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
 import { startEngine, type Engine } from '../engine/index.js';
 import { createLogger, stdoutDestination, type Logger } from '../log.js';
@@ -43,7 +43,6 @@ export interface EdgeService {
   stop(): Promise<void>;
 }
 
-
 export async function startEdgeService(options: EdgeServiceOptions = {}): Promise<EdgeService> {
   const env = options.env ?? process.env;
   const loaded = loadConfig(options.file, env);
@@ -79,10 +78,7 @@ export async function startEdgeService(options: EdgeServiceOptions = {}): Promis
     addEdgeRoutes(admin, edge, () => reloader.config());
 
     const reload = () => reloader.reload();
-    admin.route('POST', /^\/reload$/, async () => {
-      const outcome = await reload();
-      return { status: outcome.ok ? 200 : 422, body: outcome };
-    });
+    admin.route('POST', /^\/reload$/, () => reloadRoute(reload));
 
     const onSighup = () => {
       logger.info('SIGHUP: reloading the config');
