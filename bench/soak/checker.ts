@@ -168,6 +168,7 @@ class Context {
   private readonly creditCallsOf = new Map<string, CreditCall[]>();
   readonly restartWindows: Interval[];
   readonly impaired: Interval[];
+  private readonly sipServerRestarts: number[];
   /** When balances may have been re-provisioned from the recorded states (data loss, mass delete). */
   readonly resets: Interval[];
   readonly figures = { judged403: 0, judged503: 0, exempted: 0, otherFailures: 0, dryIntervals: 0, dryIntervalsJudged: 0, blocksChecked: 0 };
@@ -189,6 +190,7 @@ class Context {
       ...h.edgeRestarts.map((r) => ({ from: r.drainFromMs ?? r.killedMs, to: (r.readyMs ?? Infinity) + settle })),
     ]);
     this.impaired = h.faults.filter((f) => CONTROLLER_IMPAIRING.includes(f.kind)).map((f) => ({ from: f.startMs, to: (f.endMs ?? Infinity) + IMPAIRED_TAIL_MS }));
+    this.sipServerRestarts = h.faults.filter((f) => f.kind === 'sip-server-restart' && !f.error?.startsWith('skipped')).map((f) => f.startMs);
   }
 
   /** Relative time for the details: `+812.3 s`. */
@@ -219,19 +221,30 @@ class Context {
    * with the dead edge's records: its cost stops there.
    */
   visibleCreditCalls(account: string): CreditCall[] {
-    const restarts = this.h.faults.filter((f) => f.kind === 'sip-server-restart' && !f.error?.startsWith('skipped')).map((f) => f.startMs);
     const calls = this.callsOf.get(account) ?? [];
     return this.creditCalls(account).map((c) => {
       const call = calls.find((x) => x.callId === c.callId);
-      const lost = Math.min(restarts.find((t) => t > c.connectedMs && t < c.endedMs) ?? Infinity, (call && this.killedUnder(call)) ?? Infinity);
+      const lost = Math.min(this.sipServerRestartUnder(c.connectedMs, c.endedMs) ?? Infinity, (call && this.killedUnder(call)) ?? Infinity);
       return lost >= c.endedMs ? c : { ...c, endedMs: lost, keptUntilMs: Math.min(c.keptUntilMs, lost) };
     });
+  }
+
+  /** A SIP server restart while a call ran: the edge ended its record then, and the controller charged it. */
+  private sipServerRestartUnder(from: number, to: number): number | undefined {
+    return this.sipServerRestarts.find((t) => t > from && t < to);
+  }
+
+  /** When a call's record may be charged before its caller hangs up: its edge killed, or its SIP server restarted, under it. */
+  private chargedEarly(c: SoakCall): number | undefined {
+    const killed = this.killedUnder(c);
+    const restart = c.connectedMs === undefined ? undefined : this.sipServerRestartUnder(c.connectedMs, c.endedMs ?? this.h.endMs);
+    return killed === undefined ? restart : restart === undefined ? killed : Math.min(killed, restart);
   }
 
   creditCalls(account: string): CreditCall[] {
     let calls = this.creditCallsOf.get(account);
     if (!calls) {
-      calls = creditCalls(this.callsOf.get(account) ?? [], this.h.endMs, (c) => this.keptUntil(c), (c) => this.killedUnder(c));
+      calls = creditCalls(this.callsOf.get(account) ?? [], this.h.endMs, (c) => this.keptUntil(c), (c) => this.chargedEarly(c));
       this.creditCallsOf.set(account, calls);
     }
     return calls;

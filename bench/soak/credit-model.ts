@@ -28,22 +28,23 @@ export interface CreditCall {
   /** The latest its record may have been counted by the controller (> endedMs when its edge was killed under it). */
   keptUntilMs: number;
   /**
-   * Its edge was killed under it at this instant: from then its record may be charged to the
-   * balance before the call ends (the restarted edge charges its predecessor's records, the
-   * controller a dead edge's).
+   * Its edge was killed, or its SIP server restarted, under it at this instant: from then its
+   * record may be charged to the balance before the call ends (the restarted edge charges its
+   * predecessor's records, the controller a dead edge's; an edge that lost its SIP server ends
+   * the records of the calls it can no longer see).
    */
   chargedFromMs?: number;
 }
 
 /** The account's connected calls, in the model's terms. */
-export function creditCalls(calls: readonly SoakCall[], endMs: number, keptUntil: (c: SoakCall) => number, killedUnder: (c: SoakCall) => number | undefined = () => undefined): CreditCall[] {
+export function creditCalls(calls: readonly SoakCall[], endMs: number, keptUntil: (c: SoakCall) => number, chargedEarly: (c: SoakCall) => number | undefined = () => undefined): CreditCall[] {
   return calls
     .filter((c) => c.connectedMs !== undefined)
     .map((c) => {
       const endedMs = Math.max(c.connectedMs!, c.endedMs ?? endMs);
       const call: CreditCall = { callId: c.callId, connectedMs: c.connectedMs!, endedMs, keptUntilMs: Math.max(endedMs, keptUntil(c)) };
-      const killed = killedUnder(c);
-      if (killed !== undefined && killed < endedMs) call.chargedFromMs = killed;
+      const early = chargedEarly(c);
+      if (early !== undefined && early < endedMs) call.chargedFromMs = early;
       return call;
     });
 }

@@ -147,6 +147,13 @@ describe('false-403: no 403 naming a cause the record does not show', () => {
     expect(running().restart('edge-a', 14, 15).answered('low', 13, 403, 'Out Of Call Credit').kinds()).toContain('false-403');
   });
 
+  it('a call that outlived a SIP server restart is charged at the restart (the edge ends its record then): out of credit before its caller hangs up', () => {
+    const running = () => new Soak().account('low', LOW, 'low-credit').connected('low', 10, 30);
+    expect(running().fault('sip-server-restart', 11.5, 12).answered('low', 13, 403, 'Out Of Call Credit').kinds()).not.toContain('false-403');
+    // Restarted only after the 403: nothing could have been charged yet.
+    expect(running().fault('sip-server-restart', 14, 15).answered('low', 13, 403, 'Out Of Call Credit').kinds()).toContain('false-403');
+  });
+
   it("a decision from the stale cache looks back by the copy's age: the top-up may not have been in it", () => {
     const toppedUp = () => new Soak().account('a', { ...FUNDED, balance: 0 }, 'out-of-credit').audit('block', 'a', 2).action('top-up', 'a', 100, 101, FUNDED).audit('unblock', 'a', 101.5);
     expect(toppedUp().answered('a', 105, 403, 'Out Of Call Credit', { basis: 'basis=cache; age=4500ms; because=timeout' }).kinds()).toEqual([]);
