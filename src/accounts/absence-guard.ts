@@ -20,7 +20,20 @@ export interface AbsenceGuardState {
   absences: number;
   openedAt?: number;
   why?: string;
+  /** Peer edges whose own guard is open: absences are held here too while any is. */
+  heldBy?: string[];
 }
+
+/** A peer edge's open guard, as it shares it (src/accounts/absence-hold.ts). */
+export interface PeerHold {
+  /** `{node}:{instance}` of the edge process. */
+  edge: string;
+  openedAt: number;
+  why: string;
+}
+
+/** How long, past the confirmation time, a peer's open guard may take to reach this edge (its write and this edge's read). */
+const PEER_HOLD_ARRIVAL_MS = 1000;
 
 /**
  * The mass-absence guard. One deleted account is news; a crowd of accounts this edge found a
@@ -38,6 +51,11 @@ export interface AbsenceGuardState {
  * - It closes by itself once no cached account has read absent for `windowMs` (the data came
  *   back), or when an operator accepts the deletions (the dataset watch's mark changes): absences
  *   from before then are real at once, and counting starts afresh.
+ * - A peer edge's open guard holds absences here too (`setPeerHolds`): an edge that has just
+ *   started has no copies to count with, and would otherwise answer 403 to a crowd its peers
+ *   recognised (the randomized soak found exactly that). So that such a hold has time to arrive,
+ *   an edge that began reading the dataset less than `confirmMs` + 1 s ago holds an absence it
+ *   has no copy of as `absence-unconfirmed` too.
  */
 export class AbsenceGuard {
   /** account -> when it first read absent (recently found accounts only). */
@@ -52,12 +70,15 @@ export class AbsenceGuard {
   /** Found lookups, and accounts newly turned absent, over about the last confirmMs (the share rule). */
   private lookups: RecentCount;
   private newAbsences: RecentCount;
+  private peerHolds: readonly PeerHold[] = [];
 
   constructor(
     private settings: AbsenceGuardSettings,
     private readonly source: {
       /** Changes when an operator accepts deletions or the dataset is replaced; undefined before the first dataset is seen. */
       deletionsAcceptedMark(): string | undefined;
+      /** When this edge began reading the dataset it reads now; undefined: not known (never held for it). */
+      readingSince?(): number | undefined;
     },
     private readonly logger: Logger,
   ) {
@@ -85,13 +106,18 @@ export class AbsenceGuard {
     if (this.openedAt !== undefined) {
       return { outcome: 'unknown', cause: 'mass-absence', detail: `mass-absence guard open since ${new Date(this.openedAt).toISOString()}: ${this.why}` };
     }
+    const peer = this.peerHolds[0];
+    if (peer) {
+      return { outcome: 'unknown', cause: 'mass-absence', detail: `mass-absence guard of peer edge ${peer.edge} open since ${new Date(peer.openedAt).toISOString()}: ${peer.why}` };
+    }
     const { windowMs, confirmMs, maxStaleMs } = this.settings;
     const first = this.firstAbsent.get(accountId);
     if (first !== undefined && first <= this.acceptedAt) {
       this.firstAbsent.delete(accountId);
       return undefined;
     }
-    if (!cached || cached.ageMs > maxStaleMs) return undefined;
+    if (!cached) return this.whileStarting(now);
+    if (cached.ageMs > maxStaleMs) return undefined;
     this.lookups.add(now);
     if (first === undefined || now - first > windowMs) {
       this.firstAbsent.set(accountId, now);
@@ -110,6 +136,16 @@ export class AbsenceGuard {
     if (this.firstAbsent.size > 0) this.firstAbsent.delete(accountId);
   }
 
+  /** The peer edges whose own guard is open now (their shared hold, read every moment). */
+  setPeerHolds(holds: readonly PeerHold[]): void {
+    if (holds.length > 0 && this.peerHolds.length === 0) {
+      this.logger.warn({ peers: holds.map((h) => h.edge), why: holds[0]!.why }, 'absences held: a peer edge\'s mass-absence guard is open');
+    } else if (holds.length === 0 && this.peerHolds.length > 0) {
+      this.logger.info({ peers: this.peerHolds.map((h) => h.edge) }, 'absences no longer held for peer edges: their guards closed');
+    }
+    this.peerHolds = holds;
+  }
+
   /** Releases at once on an operator's word to this edge (admin API); the marker carries it to the others. */
   acceptDeletions(now: number, by: string): void {
     this.logger.warn({ audit: true, by, absences: this.firstAbsent.size, wasOpen: this.openedAt !== undefined }, 'mass-absence guard: deletions accepted by an operator');
@@ -117,9 +153,27 @@ export class AbsenceGuard {
   }
 
   state(now: number): AbsenceGuardState {
+    this.releaseIfAccepted(now);
     this.closeIfQuiet(now);
     const absences = this.countSince(Math.max(now - this.settings.windowMs, this.acceptedAt + 1));
-    return { open: this.openedAt !== undefined, absences, ...(this.openedAt !== undefined && { openedAt: this.openedAt, why: this.why }) };
+    return {
+      open: this.openedAt !== undefined,
+      absences,
+      ...(this.openedAt !== undefined && { openedAt: this.openedAt, why: this.why }),
+      ...(this.peerHolds.length > 0 && { heldBy: this.peerHolds.map((h) => h.edge) }),
+    };
+  }
+
+  /**
+   * An absence with no copy, on an edge that began reading this dataset a moment ago: held until
+   * `confirmMs` + PEER_HOLD_ARRIVAL_MS after that, for a peer's open guard to reach it.
+   */
+  private whileStarting(now: number): Unknown | undefined {
+    const since = this.source.readingSince?.();
+    if (since === undefined) return undefined;
+    const left = since + this.settings.confirmMs + PEER_HOLD_ARRIVAL_MS - now;
+    if (left <= 0) return undefined;
+    return { outcome: 'unknown', cause: 'absence-unconfirmed', detail: `this edge began reading the dataset ${now - since} ms ago: an account it has no copy of is confirmed absent in ${Math.round(left)} ms` };
   }
 
   private countSince(since: number): number {

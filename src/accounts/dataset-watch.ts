@@ -17,6 +17,8 @@ export class DatasetWatch {
   /** When the known dataset was last seen (this edge's clock, ms). */
   private lastSeenAt = 0;
   private knownDeletionsAccepted = 0;
+  /** When this edge began reading the known dataset (adopted it first, or after a replacement). */
+  private adoptedAt: number | undefined;
   /** replica -> its current problem, so each change is logged once, not once per read. */
   private readonly problems = new Map<string, DatasetProblem>();
 
@@ -28,6 +30,11 @@ export class DatasetWatch {
   /** The id of the dataset this edge reads (undefined before the first marker). */
   get id(): string | undefined {
     return this.knownId;
+  }
+
+  /** When this edge began reading the dataset it reads now (its clock, ms); undefined before the first marker. */
+  get readingSince(): number | undefined {
+    return this.adoptedAt;
   }
 
   /**
@@ -54,6 +61,7 @@ export class DatasetWatch {
       else this.logger.info({ replica, dataset: marker.id }, 'reading dataset');
       this.knownId = marker.id;
       this.knownDeletionsAccepted = marker.deletionsAccepted;
+      this.adoptedAt = now;
     }
     this.lastSeenAt = now;
     if (marker.deletionsAccepted > this.knownDeletionsAccepted) this.knownDeletionsAccepted = marker.deletionsAccepted;

@@ -3,6 +3,7 @@ import crypto from 'node:crypto';
 import Srf from 'drachtio-srf';
 import { AbsenceProbe } from '../accounts/absence-probe.js';
 import { AbsenceGuard, type AbsenceGuardSettings } from '../accounts/absence-guard.js';
+import { SharedAbsenceHold } from '../accounts/absence-hold.js';
 import { DatasetWatch } from '../accounts/dataset-watch.js';
 import { LocalCopy, type LocalCopyOptions } from '../accounts/local-copy.js';
 import { LocalCopyWarmer } from '../accounts/local-copy-warmer.js';
@@ -19,6 +20,7 @@ import { CutOrderRunner } from './cut-orders.js';
 import { LocalCallsInProgress } from './calls-in-progress.js';
 import { Identifier } from './identify.js';
 import { splitHostPort } from '../config/host-port.js';
+import { sentinelMasterClient } from '../redis/master-client.js';
 
 export interface RunningEdge {
   app: EdgeApp;
@@ -105,13 +107,32 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
   const cache = new StaleCache({ maxEntries: config.cache.max_entries });
   const warmer = localCopy && config.local_copy.warm ? new LocalCopyWarmer(pool, localCopy, cache, dataset, { maxEntries: config.cache.max_entries, checkEveryMs: 1000, logger }) : undefined;
   warmer?.start();
-  const guard = new AbsenceGuard(absenceGuardSettingsOf(config), { deletionsAcceptedMark: () => dataset.deletionsAcceptedMark }, logger);
+  const guard = new AbsenceGuard(absenceGuardSettingsOf(config), { deletionsAcceptedMark: () => dataset.deletionsAcceptedMark, readingSince: () => dataset.readingSince }, logger);
   const probe = new AbsenceProbe(reader, cache, guard);
+  // A peer's open guard holds absences here too, and this edge's there (written on the master,
+  // which only an edge set up with Sentinel reaches: calls_in_progress.enabled).
+  const cip = config.calls_in_progress;
+  const sharedHold = new SharedAbsenceHold({
+    node: config.node_id,
+    guard,
+    dataset,
+    pool,
+    ...(cip.enabled && {
+      master: sentinelMasterClient({
+        masterName: config.redis.sentinel.master_name,
+        sentinels: config.redis.sentinel.addresses.map(splitHostPort),
+        ...(config.redis.password !== undefined && { password: config.redis.password }),
+        timeoutMs: cip.master_timeout_ms,
+        connectionName: `credit-edge-absence-hold-${config.node_id}`,
+      }),
+    }),
+    logger: logger.child({ component: 'absence-hold' }),
+  });
+  sharedHold.start();
   const calls = new LocalCallsInProgress();
   const metrics = options.metrics ?? new EdgeMetrics({ defaultMetrics: true });
   metrics.observe({ replicas: () => pool.replicas, cacheSize: () => cache.size, absenceGuardOpen: () => guard.state(Date.now()).open, localCopy: () => localCopy });
   // Calls in progress on the master (through Sentinel); never on the call routing path.
-  const cip = config.calls_in_progress;
   const records = cip.enabled
     ? new CallRecorder({
         node: config.node_id,
@@ -219,6 +240,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
       }
       warmer?.stop();
       cuts?.stop();
+      await sharedHold.stop();
       await records?.stop();
       await pool.close();
     },

@@ -18,6 +18,7 @@
  * | `controller:lease`             | string | the acting controller's name, with a TTL                         |
  * | `audit:credit`                 | stream | the audit trail (src/control/audit.ts)                           |
  * | `credit-edge:dataset`          | hash   | the dataset marker (src/accounts/dataset.ts)                     |
+ * | `credit-edge:absence-hold`     | hash   | edges whose mass-absence guard is open (src/accounts/absence-hold.ts) |
  * | `credit-edge:layout`           | string | the key layout's version (`3`), set by the controller's migration |
  *
  * **Why no account id can reach a shared key.** A per-account key is one of the prefixes
@@ -77,6 +78,7 @@ export const CONFIRM_BLOCKS_KEY = 'controller:confirm-blocks';
 export const LEASE_KEY = 'controller:lease';
 export const AUDIT_STREAM = 'audit:credit';
 export const DATASET_KEY = 'credit-edge:dataset';
+export const ABSENCE_HOLD_KEY = 'credit-edge:absence-hold';
 export const LAYOUT_KEY = 'credit-edge:layout';
 /** 2: call totals and the runs-dry index; 3: the shared indexes out of the accounts' key space. */
 export const LAYOUT_VERSION = '3';
@@ -99,6 +101,7 @@ export const SHARED_KEYS = [
   LEASE_KEY,
   AUDIT_STREAM,
   DATASET_KEY,
+  ABSENCE_HOLD_KEY,
   LAYOUT_KEY,
 ] as const;
 

@@ -4,8 +4,10 @@ import { parseConfig } from '../../src/config/load.js';
 import { connectMaster } from '../../src/admin/account-command.js';
 import { initDataset } from '../../src/admin/dataset-command.js';
 import { edgeUnderTest, finalsReceived, type EdgeUnderTest } from '../helpers/edge-under-test.js';
-import { startSipp, stopAllSipp, type SippResult } from '../helpers/sipp.js';
-import { accountKey, callsKey, DATASET_KEY } from '../../src/redis/keys.js';
+import { runSipp, startSipp, stopAllSipp, type SippResult } from '../helpers/sipp.js';
+import { startCallPath, type CallPath } from '../../src/dev/call-path.js';
+import { ACCEPT_DELETIONS_LUA } from '../../src/accounts/dataset.js';
+import { ABSENCE_HOLD_KEY, accountKey, callsKey, DATASET_KEY } from '../../src/redis/keys.js';
 
 /**
  * The lost dataset (issue: a master restarted empty, FLUSHALL, a bad migration's mass DEL) under
@@ -28,6 +30,8 @@ const RATE = 60;
 const WARM_MS = Math.ceil((FUNDED.length / RATE) * 1000) + 500;
 
 let edge: EdgeUnderTest | undefined;
+/** A second edge on the same replicas, with its own SIP engine and carrier. */
+let peer: CallPath | undefined;
 let logLines: string[] = [];
 
 async function start(): Promise<EdgeUnderTest> {
@@ -51,6 +55,8 @@ async function start(): Promise<EdgeUnderTest> {
 }
 
 afterEach(async () => {
+  await peer?.stop();
+  peer = undefined;
   await edge?.stop();
   edge = undefined;
   await stopAllSipp();
@@ -221,3 +227,59 @@ describe('a lost dataset never becomes 403s', () => {
     expect(answersOf(await eut.call(FUNDED[8]!))[0]).toMatchObject({ status: 200 });
   }, 60_000);
 });
+
+describe('an edge that has just started, during a mass deletion its peer recognised', () => {
+  /** A second edge process's worth (node edge-b), started now: no copy of any account yet. */
+  async function startPeer(eut: EdgeUnderTest): Promise<CallPath> {
+    peer = await startCallPath({
+      topology: eut.topology,
+      logger: pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) }),
+      config: (c) => ({ ...c, node_id: 'edge-b', calls_in_progress: { enabled: true, liveness_ttl_ms: 900 } }),
+    });
+    return peer;
+  }
+
+  async function callPeer(path: CallPath, account: string): Promise<Answer> {
+    const [answer] = answersOf(await runSipp({ scenario: 'edge-uac', vars: { HOLD: '100' }, remote: path.sipTarget, injection: [[account]], service: 'callee' }));
+    return answer!;
+  }
+
+  it("answers 503, never 403 Forbidden, while the peer's guard is open; 403 once an operator accepts the deletions", async () => {
+    const eut = await start();
+    const deleted = FUNDED.filter((_, i) => i % 3 === 0);
+    await eut.topology.master.client.del(...deleted.map(accountKey));
+    await eut.topology.master.waitForReplicas(2000);
+    // The warm edge's first deleted account opens its guard (its probe), and it shares that.
+    expect(await callOnce(eut, deleted[0]!)).toMatchObject({ status: 200 });
+    await vi.waitFor(async () => expect(await eut.topology.master.client.hlen(ABSENCE_HOLD_KEY)).toBe(1), { timeout: 5000, interval: 50 });
+
+    const fresh = await startPeer(eut);
+    const answers: Answer[] = [];
+    for (const id of deleted.slice(1, 6)) answers.push(await callPeer(fresh, id));
+    expect(answers.map((a) => a.status)).toEqual(answers.map(() => 503));
+    // Its first answers may come before it has read the peer's hold: held as just started, then for the peer.
+    expect(answers.at(-1)!.reason).toContain('mass-absence');
+    expect(fresh.edge.guard.state(Date.now())).toMatchObject({ open: false, heldBy: [expect.stringMatching(/^edge-local:/)] });
+    // An account that exists is routed as ever.
+    expect(await callPeer(fresh, FUNDED[1]!)).toMatchObject({ status: 200 });
+
+    await eut.topology.master.client.eval(ACCEPT_DELETIONS_LUA, 1, DATASET_KEY, 'test');
+    await eut.topology.master.waitForReplicas(2000);
+    await vi.waitFor(async () => expect(await callPeer(fresh, deleted[7]!)).toMatchObject({ status: 403, phrase: 'Forbidden' }), { timeout: 10_000, interval: 200 });
+    expect(await eut.topology.master.client.hlen(ABSENCE_HOLD_KEY)).toBe(0);
+  }, 90_000);
+
+  it('started a moment before the deletion: it holds what it has no copy of until its peer has spoken, no 403', async () => {
+    const eut = await start();
+    const fresh = await startPeer(eut);
+    const deleted = FUNDED.filter((_, i) => i % 3 === 0);
+    await eut.topology.master.client.del(...deleted.map(accountKey));
+    await eut.topology.master.waitForReplicas(2000);
+    const warmEdge = callOnce(eut, deleted[0]!);
+    const answers: Answer[] = [];
+    for (const id of deleted.slice(1, 10)) answers.push(await callPeer(fresh, id));
+    expect((await warmEdge).status).toBe(200);
+    expect(forbidden(answers)).toEqual([]);
+  }, 90_000);
+});
+

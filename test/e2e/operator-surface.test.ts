@@ -172,7 +172,7 @@ describe('admin API', () => {
     const adminArgs = ['-c', configFile, '--admin', `127.0.0.1:${service.admin.port}`];
     const held = await startSipp({ scenario: 'edge-uac-until-bye', vars: { HOLD: '15000' }, remote: engine.sipTarget, injection: [['acct-ok']], service: 'callee' });
     let callId = '';
-    await until('the call answered and recorded', 5000, async () => (callId = (await topology.master.client.hkeys(callsKey('acct-ok')))[0] ?? '') !== '');
+    await until('the call answered and recorded', 10_000, async () => (callId = (await topology.master.client.hkeys(callsKey('acct-ok')))[0] ?? '') !== '');
     expect((await fetch(`${admin}/calls/${encodeURIComponent(callId)}/end`, { method: 'POST' })).status).toBe(401);
 
     const { out } = await cli(['end-call', callId, ...adminArgs]);

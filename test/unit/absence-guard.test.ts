@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AbsenceGuard, type AbsenceGuardSettings } from '../../src/accounts/absence-guard.js';
+import { peerHolds } from '../../src/accounts/absence-hold.js';
 import type { Account } from '../../src/accounts/account.js';
 import type { CachedAccount } from '../../src/accounts/lookup.js';
 import { silentLogger } from '../../src/log.js';
@@ -122,5 +123,46 @@ describe('the mass-absence guard', () => {
     expect(gutted.state(10_020)).toMatchObject({ open: true, why: expect.stringContaining('15 of 50') });
     // The account that tripped the probe is held past its confirmation time: the cache answers.
     expect(gutted.hold('gone', copy('gone'), 11_500)).toMatchObject({ cause: 'mass-absence' });
+  });
+});
+
+describe('the mass-absence guard across edges', () => {
+  const PEER = { edge: 'edge-b:1a2b', openedAt: 9_000, why: '12 accounts found within max-stale turned absent' };
+
+  it("holds every absence while a peer edge's guard is open, its own closed; and lets them stand once it closed", () => {
+    const { g } = guard();
+    g.setPeerHolds([PEER]);
+    expect(g.hold('never-seen', undefined, 10_000)).toMatchObject({ cause: 'mass-absence', detail: expect.stringContaining('peer edge edge-b:1a2b') });
+    expect(g.hold('gone', copy('gone'), 12_000)).toMatchObject({ cause: 'mass-absence' });
+    expect(g.state(12_000)).toMatchObject({ open: false, heldBy: ['edge-b:1a2b'] });
+    g.setPeerHolds([]);
+    expect(g.hold('never-seen', undefined, 12_100)).toBeUndefined();
+    expect(g.state(12_100).heldBy).toBeUndefined();
+  });
+
+  it('an edge that began reading the dataset a moment ago holds an absence it has no copy of for the confirmation time and a second', () => {
+    let since = 10_000;
+    const g = new AbsenceGuard(SETTINGS, { deletionsAcceptedMark: () => 'd1#0', readingSince: () => since }, silentLogger);
+    expect(g.hold('never-seen', undefined, 10_100)).toMatchObject({ cause: 'absence-unconfirmed', detail: expect.stringContaining('began reading the dataset 100 ms ago') });
+    expect(g.hold('never-seen', undefined, 11_999)).toMatchObject({ cause: 'absence-unconfirmed' });
+    expect(g.hold('never-seen', undefined, 12_000)).toBeUndefined();
+    // A replaced dataset is read afresh: the same again.
+    since = 50_000;
+    expect(g.hold('never-seen', undefined, 50_500)).toMatchObject({ cause: 'absence-unconfirmed' });
+    // A copy, even an old one, is judged by the copy's rules, not by this one.
+    expect(g.hold('old-copy', copy('old-copy', 400_000), 50_500)).toBeUndefined();
+  });
+
+  it("a peer's hold counts under this edge's dataset and deletions count only, never this process's own, and never a value that does not parse", () => {
+    const raw = {
+      'edge-a:own': JSON.stringify({ mark: 'd1#0', openedAt: 1, why: 'x' }),
+      'edge-b:1': JSON.stringify({ mark: 'd1#0', openedAt: 2, why: 'crowd' }),
+      'edge-c:1': JSON.stringify({ mark: 'd1#1', openedAt: 3, why: 'after an acceptance this edge has not seen yet' }),
+      'edge-d:1': JSON.stringify({ mark: 'd0#0', openedAt: 4, why: 'another dataset' }),
+      'edge-e:1': '{not json',
+      'edge-f:1': JSON.stringify({ mark: 'd1#0' }),
+    };
+    expect(peerHolds(raw, 'edge-a:own', 'd1#0')).toEqual([{ edge: 'edge-b:1', openedAt: 2, why: 'crowd' }]);
+    expect(peerHolds(raw, 'edge-a:own', undefined)).toEqual([]);
   });
 });
