@@ -37,6 +37,8 @@ export interface Summary {
   ratio_p99: number | null;
   false_403: number;
   unexpected_503: number;
+  /** Calls the network ended: every account of a profile is funded, so any is a funded call cut. */
+  ended_by_network: number;
   /** Peak RSS (VmHWM) of the edge processes (one per arm), MB. */
   edge_rss_mb: number | null;
   /** CPU time (user + system, from /proc) of the edge process over the measured phase / calls, per mode. */
@@ -305,6 +307,7 @@ function summarize(profile: Profile, o: ResolvedOptions, run: MeasuredRun, ctx: 
     ratio_p99: ungatedArms.length ? ratio(okGated?.p99, okUngated?.p99) : null,
     false_403: counts.false_403,
     unexpected_503: counts.unexpected_503,
+    ended_by_network: counts.ended_by_network,
     edge_rss_mb: run.arms.some((m) => m.result.edgeRssMb !== null) ? Math.max(...run.arms.map((m) => m.result.edgeRssMb ?? 0)) : null,
     edge_cpu_us_per_call: { gated: cpuPerCallOf(headline, 'edgeMs'), ungated: cpuPerCallOf(ungatedArms, 'edgeMs') },
     edge_cpu_us_per_call_warmup: warmupCpuPerCall(run.arms),
@@ -408,6 +411,7 @@ function targetsOf(profile: Profile, s: Summary): Summary['targets'] {
   const t: Summary['targets'] = {};
   const le = (v: number | null, max: number) => (v === null ? null : v <= max);
   t.false_403 = { target: '= 0', value: s.false_403, met: s.false_403 === 0 };
+  t.funded_calls_cut = { target: '= 0 (calls the network ended)', value: s.ended_by_network, met: s.ended_by_network === 0 };
   if (profile.kind === 'compare') {
     t.gate_cost_p50 = { target: 'ratio_p50 <= 1.10', value: s.ratio_p50, met: le(s.ratio_p50, 1.1) };
     t.gate_cost_p99 = { target: 'ratio_p99 <= 1.25', value: s.ratio_p99, met: le(s.ratio_p99, 1.25) };

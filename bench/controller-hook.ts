@@ -3,14 +3,12 @@ import type { Topology } from '../src/dev/topology.js';
 import type { Logger } from '../src/log.js';
 
 /**
- * The failover profile runs with the credit controller (src/control/start.ts, being built now by a
- * colleague). The module is loaded by a specifier held in a variable, so the benchmark builds and
- * runs whether or not it is there; its status goes into the summary.
- *
- * Expected shape (adapt here if it changes):
- *   startController(config, logger, { sentinels, masterName }): { status(): string; stop(): Promise<void> }
- * The failover target ("writes nothing to the demoted master") needs a count of writes by master
- * from the controller; until then the summary's target says `met: null`.
+ * The failover and data-loss profiles run the credit controller (src/control/start.ts, its
+ * defaults, cuts on) beside the edge: any call the network ends there is a funded call cut.
+ * The module is loaded by a specifier held in a variable, so the benchmark still builds and
+ * runs without it; its status goes into the summary. The failover target "writes nothing to
+ * the demoted master" needs a count of writes by master from the controller; until then the
+ * summary's target says `met: null`.
  */
 
 export interface ControllerHandle {

@@ -74,7 +74,7 @@ export interface Profile {
   defaults: Required<Pick<BenchOptions, 'cps' | 'durationS' | 'accounts' | 'warmupS'>>;
   /** The arms, in order (capacity builds its steps itself). */
   arms(o: ResolvedOptions): Arm[];
-  /** Starts the credit controller (failover profile), when src/control provides one. */
+  /** Starts the credit controller beside the edge (cuts on, its defaults). */
   controller?: boolean;
 }
 
@@ -194,6 +194,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     description:
       'The master restarted without its data (replicas resync to an empty dataset, in sync, nil for every key); the accounts re-provisioned and the dataset re-declared by the operator step (`credit-edge dataset init`); then one real deletion.',
     sentinels: 1,
+    controller: true,
     kind: 'faults',
     defaults: { cps: 100, durationS: 40, accounts: 5000, warmupS: 2 },
     arms: single((o) => {

@@ -25,6 +25,8 @@ export interface JudgedCall {
   unexpected503: boolean;
   /** Answered from the edge's cached copy (X-Credit-Decision basis=cache; rejections only). */
   fromCache: boolean;
+  /** The network sent the first BYE: the product ended the call (a cut), not the caller. */
+  endedByNetwork: boolean;
 }
 
 export function outcomeOf(call: CallTrace): Outcome {
@@ -83,6 +85,7 @@ export function judge(calls: CallTrace[], classOf: Map<string, AccountClass>, ga
       false403: gated && accountClass === 'ok' && outcome.startsWith('403'),
       unexpected503: outcome === '503' && heldSince !== undefined && heldSince < atUs,
       fromCache: (call.decision ?? '').includes('basis=cache'),
+      endedByNetwork: call.byeReceived,
     };
     out.push(j);
     const foundAnswer = outcome === 'routed' || outcome === '403-not-enabled' || outcome === '403-no-credit';
@@ -146,12 +149,14 @@ export interface CallCounts {
   false_403: number;
   unexpected_503: number;
   from_cache: number;
+  /** Calls the network ended (the product's cuts): every bench account is funded, so the target is 0. */
+  ended_by_network: number;
   outcomes: Partial<Record<Outcome, number>>;
 }
 
 export function countsOf(calls: JudgedCall[]): CallCounts {
   const outcomes: Partial<Record<Outcome, number>> = {};
-  let failed = 0, f403 = 0, u503 = 0, cache = 0, noAnswer = 0, s503 = 0;
+  let failed = 0, f403 = 0, u503 = 0, cache = 0, noAnswer = 0, s503 = 0, byNetwork = 0;
   for (const c of calls) {
     outcomes[c.outcome] = (outcomes[c.outcome] ?? 0) + 1;
     if (!c.expected) failed++;
@@ -160,8 +165,9 @@ export function countsOf(calls: JudgedCall[]): CallCounts {
     if (c.fromCache) cache++;
     if (c.outcome === 'no-answer') noAnswer++;
     if (c.outcome === '503') s503++;
+    if (c.endedByNetwork) byNetwork++;
   }
-  return { calls: calls.length, failed_calls: failed, no_answer: noAnswer, answered_503: s503, false_403: f403, unexpected_503: u503, from_cache: cache, outcomes };
+  return { calls: calls.length, failed_calls: failed, no_answer: noAnswer, answered_503: s503, false_403: f403, unexpected_503: u503, from_cache: cache, ended_by_network: byNetwork, outcomes };
 }
 
 export function ratio(a: number | undefined, b: number | undefined): number | null {
