@@ -77,7 +77,7 @@ export class AbsenceGuard {
     private readonly source: {
       /** Changes when an operator accepts deletions or the dataset is replaced; undefined before the first dataset is seen. */
       deletionsAcceptedMark(): string | undefined;
-      /** When this edge began reading the dataset it reads now; undefined: not known (never held for it). */
+      /** When this edge process first read a dataset; undefined: not known (never held for it). */
       readingSince?(): number | undefined;
     },
     private readonly logger: Logger,
@@ -165,7 +165,7 @@ export class AbsenceGuard {
   }
 
   /**
-   * An absence with no copy, on an edge that began reading this dataset a moment ago: held until
+   * An absence with no copy, on an edge that began reading the dataset a moment ago: held until
    * `confirmMs` + PEER_HOLD_ARRIVAL_MS after that, for a peer's open guard to reach it.
    */
   private whileStarting(now: number): Unknown | undefined {

@@ -17,8 +17,8 @@ export class DatasetWatch {
   /** When the known dataset was last seen (this edge's clock, ms). */
   private lastSeenAt = 0;
   private knownDeletionsAccepted = 0;
-  /** When this edge began reading the known dataset (adopted it first, or after a replacement). */
-  private adoptedAt: number | undefined;
+  /** When this edge first read a dataset (its clock, ms). */
+  private firstReadAt: number | undefined;
   /** replica -> its current problem, so each change is logged once, not once per read. */
   private readonly problems = new Map<string, DatasetProblem>();
 
@@ -32,9 +32,13 @@ export class DatasetWatch {
     return this.knownId;
   }
 
-  /** When this edge began reading the dataset it reads now (its clock, ms); undefined before the first marker. */
+  /**
+   * When this edge process first read a dataset (its clock, ms); undefined before the first
+   * marker. A replaced dataset does not count again: the copies of the old one still serve the
+   * mass-absence guard.
+   */
   get readingSince(): number | undefined {
-    return this.adoptedAt;
+    return this.firstReadAt;
   }
 
   /**
@@ -61,7 +65,7 @@ export class DatasetWatch {
       else this.logger.info({ replica, dataset: marker.id }, 'reading dataset');
       this.knownId = marker.id;
       this.knownDeletionsAccepted = marker.deletionsAccepted;
-      this.adoptedAt = now;
+      this.firstReadAt ??= now;
     }
     this.lastSeenAt = now;
     if (marker.deletionsAccepted > this.knownDeletionsAccepted) this.knownDeletionsAccepted = marker.deletionsAccepted;

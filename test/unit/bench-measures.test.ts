@@ -4,6 +4,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { topFunctions } from '../../bench/cpu-profile.js';
 import { sumOfSeries } from '../../bench/edge-admin.js';
+import { mostInOneSecond, mostOverlapping } from '../../bench/limits.js';
+import type { CallTrace } from '../../bench/trace.js';
 import { clockTicksPerSecond, cpuMsOf, peakRssMbOf } from '../../bench/proc-stats.js';
 
 /** The benchmark's own measuring parts: /proc readings, the metrics text, .cpuprofile ranking. */
@@ -76,3 +78,20 @@ describe('top functions from .cpuprofile files', () => {
     expect(topFunctions([path.join(dir, 'none.cpuprofile')])).toBeUndefined();
   });
 });
+
+describe("the limits run's counts, from the callers' traces", () => {
+  const call = (inviteMs: number, connectedMs?: number, byeMs?: number): CallTrace =>
+    ({ callId: `${inviteMs}`, account: 'a', inviteUs: inviteMs * 1000, connectedUs: connectedMs === undefined ? undefined : connectedMs * 1000, byeUs: byeMs === undefined ? undefined : byeMs * 1000 }) as CallTrace;
+
+  it('the most calls connected at once: one hung up as another connects is not two; one never hung up counts to the end', () => {
+    expect(mostOverlapping([call(0, 10, 2000), call(5, 2000, 4000), call(6, 3000, 3500)])).toBe(2);
+    expect(mostOverlapping([call(0, 10, 2000), call(5, 20)])).toBe(2);
+    expect(mostOverlapping([call(0), call(1, 5, 6)])).toBe(1);
+  });
+
+  it('the most INVITEs inside one second', () => {
+    expect(mostInOneSecond([call(0), call(500), call(999), call(1000), call(1999)])).toBe(3);
+    expect(mostInOneSecond([])).toBe(0);
+  });
+});
+

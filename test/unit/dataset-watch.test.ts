@@ -27,6 +27,20 @@ describe('the dataset watch', () => {
     expect(w.id).toBe('d1');
   });
 
+  it('says when this process first read a dataset (the mass-absence guard holds absences for a moment after); a replacement does not count again', () => {
+    const { w, at } = watch();
+    expect(w.readingSince).toBeUndefined();
+    w.check('r1', undefined);
+    expect(w.readingSince).toBeUndefined();
+    at(1_000_500);
+    w.check('r1', marker('d1', 5));
+    expect(w.readingSince).toBe(1_000_500);
+    at(3_000_000);
+    w.check('r1', marker('d2', 2_999_000));
+    expect(w.id).toBe('d2');
+    expect(w.readingSince).toBe(1_000_500);
+  });
+
   it('a replica without the marker answers for a lost dataset: dataset-missing', () => {
     const { w } = watch();
     w.check('r1', marker('d1', 5));
