@@ -1,6 +1,5 @@
 import { Command } from 'commander';
-import { configureBenchCommand, runFromCli } from './options.js';
-import type { ProfileName } from './profiles.js';
+import { configureBenchCommand, runFromCli, type BenchRun } from './options.js';
 
 /**
  * `credit-edge-dev bench PROFILE [options]`: the same runner as `npm run bench`. The reporting
@@ -8,7 +7,7 @@ import type { ProfileName } from './profiles.js';
  */
 export function registerBenchCommand(program: Command): void {
   program.addCommand(
-    configureBenchCommand(new Command('bench')).action(async (profile: ProfileName, opts: Record<string, unknown>) => {
+    configureBenchCommand(new Command('bench')).action(async (profile: BenchRun, opts: Record<string, unknown>) => {
       await runFromCli(profile, opts);
       // Redis clients and timers of a finished run must not keep the CLI alive.
       process.exit(0);

@@ -14,10 +14,14 @@ const num = (v: string) => {
   return n;
 };
 
+/** Runs of their own, beside the PDD profiles. */
+const RUNS = ['controller-scale', 'cut-overdraft', 'limits', 'soak'] as const;
+export type BenchRun = ProfileName | (typeof RUNS)[number];
+
 export function configureBenchCommand(cmd: Command): Command {
   return cmd
     .description('PDD benchmark: SIPp load through the edge, per-call PDD from SIPp message timestamps, JSON + HTML report in bench/results/')
-    .addArgument(new Command().createArgument('<profile>', [...PROFILE_NAMES, 'controller-scale', 'cut-overdraft', 'soak'].join(' | ')).choices([...PROFILE_NAMES, 'controller-scale', 'cut-overdraft', 'soak']))
+    .addArgument(new Command().createArgument('<profile>', [...PROFILE_NAMES, ...RUNS].join(' | ')).choices([...PROFILE_NAMES, ...RUNS]))
     .option('--cps <n>', 'calls per second (capacity: the first step)', num)
     .option('--duration <s>', 'seconds per measured arm (capacity: per step)', num)
     .option('--pairs <n>', 'baseline: gated/ungated pairs', num)
@@ -28,6 +32,7 @@ export function configureBenchCommand(cmd: Command): Command {
     .option('--seed <n>', 'soak: the seed of the accounts, the calls, the faults and the operator actions (default 1)', num)
     .option('--round-ms <ms>', 'controller-scale, cut-overdraft: the controller round (default 1000, the product default)', num)
     .option('--grace-ms <ms>', 'cut-overdraft: controller.cut_calls.grace_ms (default 250, the product default)', num)
+    .option('--rounds <n>', 'limits: rounds of bursts (default 10)', num)
     .addOption(new Option('--warmup <s>', `seconds of unmeasured calls before each arm (0: none; defaults: ${PROFILE_NAMES.map((p) => `${p} ${PROFILES[p].defaults.warmupS}`).join(', ')})`).argParser(Number))
     .option('--step <n>', 'capacity: rate step', num)
     .option('--max-cps <n>', 'capacity: last rate tried', num)
@@ -62,7 +67,7 @@ export function benchOptionsOf(opts: Record<string, unknown>): BenchOptions {
 }
 
 /** Runs a profile and prints the summary as the last line of stdout (one JSON object). */
-export async function runFromCli(profile: ProfileName | 'controller-scale' | 'cut-overdraft' | 'soak', opts: Record<string, unknown>): Promise<void> {
+export async function runFromCli(profile: BenchRun, opts: Record<string, unknown>): Promise<void> {
   const outDir = typeof opts.out === 'string' ? opts.out : path.join(packageRoot(), 'bench', 'results');
   const note = (line: string) => process.stderr.write(`bench: ${line}\n`);
   stopOnSignals();
@@ -77,6 +82,13 @@ export async function runFromCli(profile: ProfileName | 'controller-scale' | 'cu
     const { runCutOverdraft } = await import('./cut-overdraft.js');
     const n = (k: string) => (typeof opts[k] === 'number' ? (opts[k] as number) : undefined);
     const summary = await runCutOverdraft({ accounts: n('accounts') ?? 200, ...(n('graceMs') !== undefined && { graceMs: n('graceMs') }), ...(n('roundMs') !== undefined && { roundMs: n('roundMs') }), outDir }, note);
+    process.stdout.write(JSON.stringify(summary) + '\n');
+    return;
+  }
+  if (profile === 'limits') {
+    const { runLimits } = await import('./limits.js');
+    const rounds = typeof opts.rounds === 'number' ? opts.rounds : undefined;
+    const summary = await runLimits({ ...(rounds !== undefined && { rounds }), outDir }, note);
     process.stdout.write(JSON.stringify(summary) + '\n');
     return;
   }

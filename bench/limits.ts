@@ -1,0 +1,172 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { pino } from 'pino';
+import { startSipp, type SippProcess } from '../src/dev/sipp.js';
+import type { Logger } from '../src/log.js';
+import { callsKey } from '../src/redis/keys.js';
+import { startSoakSystem, type SoakSystem } from './soak/system.js';
+import { readTrace, type CallTrace } from './trace.js';
+
+/**
+ * `npm run bench -- limits`: the channel limit across two edges, each in its own process behind
+ * one SIP server (which hands the INVITEs to them in turn). Accounts with small limits (1, 2, 3
+ * and 5 channels, 10 of each) get bursts: limit + 3 INVITEs back to back, account after account,
+ * round after round at 400 calls/s, each call held 2 s, so every account sits at its limit with
+ * INVITEs arriving on both edges within milliseconds of each other. Measured:
+ * - the most calls in progress ever seen per account against its limit, from the records on the
+ *   master (polled every 10 ms) and from the callers' side (answered, not yet hung up);
+ * - the calls admitted per account in any one-second window;
+ * - the answers (routed, 403 Channel Limit Reached, other).
+ * Target (issue 22): no account over its limit on either count.
+ */
+
+export interface LimitsOptions {
+  rounds?: number;
+  outDir: string;
+}
+
+const LIMITS = [1, 2, 3, 5];
+const PER_LIMIT = 10;
+const EXTRA = 3;
+const RATE = 400;
+const HOLD_MS = 2000;
+const POLL_MS = 10;
+
+interface AccountFigures {
+  account: string;
+  limit: number;
+  /** Most records on the master at once. */
+  mostRecorded: number;
+  /** Most calls connected and not hung up at once, as the callers saw them. */
+  mostConnected: number;
+  /** Most calls admitted (answered 2xx) with their INVITE inside one second. */
+  mostAdmittedPerSecond: number;
+}
+
+export async function runLimits(o: LimitsOptions, note: (line: string) => void): Promise<Record<string, unknown>> {
+  const rounds = o.rounds ?? 10;
+  const startedAt = new Date();
+  const runDir = path.join(o.outDir, `limits-${startedAt.toISOString().replace(/[:.]/g, '-')}`);
+  mkdirSync(runDir, { recursive: true });
+  const logger: Logger = pino({ level: 'info', base: { service: 'credit-edge' } }, pino.destination({ dest: path.join(runDir, 'run.log'), sync: false }));
+  let system: SoakSystem | undefined;
+  let sipp: SippProcess | undefined;
+  let poller: NodeJS.Timeout | undefined;
+  try {
+    system = await startSoakSystem({ runDir, logger, maxStaleMs: 300_000 });
+    const accounts = LIMITS.flatMap((limit) => Array.from({ length: PER_LIMIT }, (_, i) => ({ id: `lim${limit}-${String(i).padStart(2, '0')}`, limit })));
+    await system.topology.seed(Object.fromEntries(accounts.map((a) => [a.id, { enabled: true, balance: 1000, rate: 0.01, max_channels: a.limit }])));
+    await system.topology.master.waitForReplicas(2000);
+
+    const injection: string[][] = [];
+    for (let r = 0; r < rounds; r++) for (const a of accounts) for (let k = 0; k < a.limit + EXTRA; k++) injection.push([a.id]);
+    note(`${accounts.length} accounts (limits ${LIMITS.join(', ')}), ${rounds} rounds of bursts (limit + ${EXTRA} INVITEs each): ${injection.length} calls at ${RATE}/s, held ${HOLD_MS} ms, over ${system.edges.length} edges`);
+
+    const mostRecorded = new Map(accounts.map((a) => [a.id, 0]));
+    const master = system.topology.master.client;
+    let polling = false;
+    poller = setInterval(() => {
+      if (polling) return;
+      polling = true;
+      const p = master.pipeline();
+      for (const a of accounts) p.hlen(callsKey(a.id));
+      void p
+        .exec()
+        .then((replies) => {
+          replies?.forEach(([err, n], i) => {
+            const id = accounts[i]!.id;
+            if (!err && typeof n === 'number' && n > mostRecorded.get(id)!) mostRecorded.set(id, n);
+          });
+        })
+        .catch(() => undefined)
+        .finally(() => (polling = false));
+    }, POLL_MS);
+
+    const traceFile = path.join(runDir, 'callers.log');
+    sipp = await startSipp({
+      scenario: 'edge-uac',
+      vars: { HOLD: String(HOLD_MS) },
+      remote: system.sipServer.sipTarget,
+      service: 'callee',
+      injection,
+      calls: injection.length,
+      rate: RATE,
+      limit: injection.length,
+      timeoutMs: (injection.length / RATE) * 1000 + HOLD_MS + 60_000,
+      traceMessages: false,
+      extraArgs: ['-trace_msg', '-message_file', traceFile],
+    });
+    await sipp.done;
+    // The last ends reach the master.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    clearInterval(poller);
+    poller = undefined;
+
+    const traces = await readTrace(traceFile);
+    const figures = accounts.map((a): AccountFigures => {
+      const calls = traces.filter((t) => t.account === a.id);
+      return { account: a.id, limit: a.limit, mostRecorded: mostRecorded.get(a.id)!, mostConnected: mostOverlapping(calls), mostAdmittedPerSecond: mostInOneSecond(calls.filter((c) => c.finalStatus !== undefined && c.finalStatus < 300)) };
+    });
+    const over = (f: AccountFigures) => Math.max(f.mostRecorded, f.mostConnected) > f.limit;
+    const overshoots = figures.filter(over);
+    const answers = countBy(traces, (t) => (t.finalStatus === undefined ? 'none' : t.finalStatus < 300 ? 'routed' : `${t.finalStatus} ${t.finalReason ?? ''}`.trim()));
+    const summary = {
+      profile: 'limits',
+      started_at: startedAt.toISOString(),
+      sip_server: system.sipServer.kind,
+      edges: system.edges.length,
+      accounts: accounts.length,
+      calls: traces.length,
+      answers,
+      accounts_over_limit: overshoots.length,
+      worst_overshoot: overshoots.reduce((w, f) => Math.max(w, Math.max(f.mostRecorded, f.mostConnected) - f.limit), 0),
+      by_limit: Object.fromEntries(
+        LIMITS.map((limit) => {
+          const of = figures.filter((f) => f.limit === limit);
+          return [limit, { accounts: of.length, over_limit: of.filter(over).length, most_recorded: Math.max(...of.map((f) => f.mostRecorded)), most_connected: Math.max(...of.map((f) => f.mostConnected)), most_admitted_per_second: Math.max(...of.map((f) => f.mostAdmittedPerSecond)) }];
+        }),
+      ),
+      targets: { overshoots: { target: '= 0 accounts over their limit', value: overshoots.length, met: overshoots.length === 0 } },
+      results_dir: runDir,
+    };
+    writeFileSync(path.join(runDir, 'summary.json'), JSON.stringify({ ...summary, figures }, null, 2));
+    note(`${overshoots.length} of ${accounts.length} accounts went over their limit (worst by ${summary.worst_overshoot}); answers ${JSON.stringify(answers)}`);
+    return summary;
+  } finally {
+    if (poller) clearInterval(poller);
+    await sipp?.stop().catch(() => undefined);
+    await system?.stop();
+  }
+}
+
+/** The most calls connected (200 OK received) and not yet ended (BYE) at once. */
+export function mostOverlapping(calls: readonly CallTrace[]): number {
+  const events: [number, number][] = [];
+  for (const c of calls) {
+    if (c.connectedUs === undefined) continue;
+    events.push([c.connectedUs, 1], [c.byeUs ?? Infinity, -1]);
+  }
+  // Ends before starts at the same instant: a call hung up as another connects is not two at once.
+  events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let now = 0;
+  let most = 0;
+  for (const [, d] of events) most = Math.max(most, (now += d));
+  return most;
+}
+
+/** The most calls whose INVITE went out within one second of each other. */
+export function mostInOneSecond(calls: readonly CallTrace[]): number {
+  const times = calls.map((c) => c.inviteUs).filter((t): t is number => t !== undefined).sort((a, b) => a - b);
+  let most = 0;
+  for (let i = 0, j = 0; j < times.length; j++) {
+    while (times[j]! - times[i]! >= 1_000_000) i++;
+    most = Math.max(most, j - i + 1);
+  }
+  return most;
+}
+
+function countBy<T>(items: readonly T[], key: (t: T) => string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const item of items) out[key(item)] = (out[key(item)] ?? 0) + 1;
+  return out;
+}
