@@ -99,8 +99,12 @@ export interface CheckFigures {
   dryIntervalsJudged: number;
   /** Controller blocks in the audit stream checked against the credit model. */
   blocksChecked: number;
-  /** Episodes where an account with a channel limit had more calls connected at once than the limit (not violations: two edges may admit at the same instant). */
+  /** Episodes where an account with a channel limit had more calls connected at once than the limit (not violations yet: two edges may admit at the same instant). */
   channelLimitOvershoots: number;
+  /** ... of which some call over the limit could no longer be seen by the product (its edge killed, its SIP server restarted, under it). */
+  overshootsUnseen: number;
+  /** ... and the others: two edges admitting at the same instant (issue 22 makes these violations). */
+  overshootsConcurrent: number;
   /** The most calls over the limit in one such episode. */
   worstOvershoot: number;
   controllerWrites: number;
@@ -156,7 +160,7 @@ export function check(history: SoakHistory): CheckResult {
   return {
     violations,
     byKind,
-    figures: { ...ctx.figures, calls: history.calls.length, channelLimitOvershoots: overshoots.episodes, worstOvershoot: overshoots.worst, controllerWrites: history.controllerWrites.length, cuts: ctx.cutFigures },
+    figures: { ...ctx.figures, calls: history.calls.length, channelLimitOvershoots: overshoots.episodes, overshootsUnseen: overshoots.unseen, overshootsConcurrent: overshoots.episodes - overshoots.unseen, worstOvershoot: overshoots.worst, controllerWrites: history.controllerWrites.length, cuts: ctx.cutFigures },
   };
 }
 
@@ -234,8 +238,8 @@ class Context {
     return this.sipServerRestarts.find((t) => t > from && t < to);
   }
 
-  /** When a call's record may be charged before its caller hangs up: its edge killed, or its SIP server restarted, under it. */
-  private chargedEarly(c: SoakCall): number | undefined {
+  /** When the product lost sight of a call before its caller hung up: its edge killed, or its SIP server restarted, under it (its record is charged and ended from then). */
+  lostAt(c: SoakCall): number | undefined {
     const killed = this.killedUnder(c);
     const restart = c.connectedMs === undefined ? undefined : this.sipServerRestartUnder(c.connectedMs, c.endedMs ?? this.h.endMs);
     return killed === undefined ? restart : restart === undefined ? killed : Math.min(killed, restart);
@@ -244,7 +248,7 @@ class Context {
   creditCalls(account: string): CreditCall[] {
     let calls = this.creditCallsOf.get(account);
     if (!calls) {
-      calls = creditCalls(this.callsOf.get(account) ?? [], this.h.endMs, (c) => this.keptUntil(c), (c) => this.chargedEarly(c));
+      calls = creditCalls(this.callsOf.get(account) ?? [], this.h.endMs, (c) => this.keptUntil(c), (c) => this.lostAt(c));
       this.creditCallsOf.set(account, calls);
     }
     return calls;
@@ -655,20 +659,24 @@ function judgeFinalRecords(ctx: Context): Violation[] {
 // ---------------------------------------------------------------------------------------------
 // Figures and words.
 
-function channelOvershoots(ctx: Context): { episodes: number; worst: number } {
+function channelOvershoots(ctx: Context): { episodes: number; unseen: number; worst: number } {
   let episodes = 0;
+  let unseen = 0;
   let worst = 0;
   for (const [account, calls] of ctx.callsOf) {
     const limits = ctx.states.versions(account).flatMap((v) => (v.state?.maxChannels !== undefined ? [v.state.maxChannels] : []));
     if (limits.length === 0) continue;
     const limit = Math.max(...limits);
-    const connected = calls.filter((c) => c.connectedMs !== undefined).map((c) => ({ from: c.connectedMs!, to: c.endedMs ?? ctx.h.endMs }));
+    const connected = calls.filter((c) => c.connectedMs !== undefined).map((c) => ({ from: c.connectedMs!, to: c.endedMs ?? ctx.h.endMs, call: c }));
     for (const e of overLimitEpisodes(connected, limit)) {
       episodes++;
       worst = Math.max(worst, e.most - limit);
+      // A call the product had stopped counting by the episode's start: its absence let another in.
+      const running = connected.filter((s) => s.from <= e.from && s.to > e.from);
+      if (running.some((s) => (ctx.lostAt(s.call) ?? Infinity) <= e.from)) unseen++;
     }
   }
-  return { episodes, worst };
+  return { episodes, unseen, worst };
 }
 
 const round = (n: number) => Math.round(n * 1000) / 1000;

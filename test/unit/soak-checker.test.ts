@@ -311,7 +311,16 @@ describe('false-channel-limit: Channel Limit Reached only when the calls in prog
     const r = new Soak().account('c', LIMITED, 'channel-limited').connected('c', 10, 60).connected('c', 11, 60).connected('c', 12, 60).check();
     expect(r.violations).toEqual([]);
     expect(r.figures.channelLimitOvershoots).toBe(1);
+    expect(r.figures.overshootsConcurrent).toBe(1);
     expect(r.figures.worstOvershoot).toBe(1);
+  });
+
+  it('an overshoot after the product lost sight of a call (its edge killed under it) is counted apart from one of concurrent admission', () => {
+    const overLimit = () => new Soak().account('c', LIMITED, 'channel-limited').connected('c', 10, 60).connected('c', 11, 60).connected('c', 20, 60, 'edge-b');
+    const unseen = overLimit().restart('edge-a', 15, 16).check();
+    expect(unseen.figures).toMatchObject({ channelLimitOvershoots: 1, overshootsUnseen: 1, overshootsConcurrent: 0 });
+    const concurrent = overLimit().restart('edge-a', 25, 26).check();
+    expect(concurrent.figures).toMatchObject({ channelLimitOvershoots: 1, overshootsUnseen: 0, overshootsConcurrent: 1 });
   });
 });
 
