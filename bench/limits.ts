@@ -5,6 +5,7 @@ import { startSipp, type SippProcess } from '../src/dev/sipp.js';
 import type { Logger } from '../src/log.js';
 import { callsKey } from '../src/redis/keys.js';
 import { startSoakSystem, type SoakSystem } from './soak/system.js';
+import { metricSum, metricsText, sumOfSeries } from './edge-admin.js';
 import { readTrace, type CallTrace } from './trace.js';
 
 /**
@@ -25,7 +26,7 @@ export interface LimitsOptions {
   outDir: string;
 }
 
-const LIMITS = [1, 2, 3, 5];
+const LIMITS = [1, 2, 3, 5, 10, 20];
 const PER_LIMIT = 10;
 const EXTRA = 3;
 const RATE = 400;
@@ -57,6 +58,10 @@ export async function runLimits(o: LimitsOptions, note: (line: string) => void):
     const accounts = LIMITS.flatMap((limit) => Array.from({ length: PER_LIMIT }, (_, i) => ({ id: `lim${limit}-${String(i).padStart(2, '0')}`, limit })));
     await system.topology.seed(Object.fromEntries(accounts.map((a) => [a.id, { enabled: true, balance: 1000, rate: 0.01, max_channels: a.limit }])));
     await system.topology.master.waitForReplicas(2000);
+    // Until the edges count each other, every call of a limited account goes to the master: the
+    // bursts start once both admit from memory within their share.
+    note('waiting for the edges to count each other (up to the liveness TTL)');
+    await until(async () => (await Promise.all(system!.edges.map((e) => metricSum(e.adminUrl, 'credit_edge_channel_sharing_edges')))).every((n) => n === system!.edges.length), 30_000);
 
     const injection: string[][] = [];
     for (let r = 0; r < rounds; r++) for (const a of accounts) for (let k = 0; k < a.limit + EXTRA; k++) injection.push([a.id]);
@@ -103,6 +108,10 @@ export async function runLimits(o: LimitsOptions, note: (line: string) => void):
     poller = undefined;
 
     const traces = await readTrace(traceFile);
+    const metrics = await Promise.all(system.edges.map((e) => metricsText(e.adminUrl)));
+    const admissions = Object.fromEntries(
+      ['memory', 'master', 'master-full', 'fallback'].map((p) => [p, metrics.reduce((n, text) => n + sumOfSeries(text, 'credit_edge_channel_admissions_total', `path="${p}"`), 0)]),
+    );
     const figures = accounts.map((a): AccountFigures => {
       const calls = traces.filter((t) => t.account === a.id);
       return { account: a.id, limit: a.limit, mostRecorded: mostRecorded.get(a.id)!, mostConnected: mostOverlapping(calls), mostAdmittedPerSecond: mostInOneSecond(calls.filter((c) => c.finalStatus !== undefined && c.finalStatus < 300)) };
@@ -118,6 +127,9 @@ export async function runLimits(o: LimitsOptions, note: (line: string) => void):
       accounts: accounts.length,
       calls: traces.length,
       answers,
+      // How the calls of limited accounts that reached the admission took their channel: share of them that needed the master.
+      channel_admissions: admissions,
+      needed_master: round3((admissions.master! + admissions['master-full']! + admissions.fallback!) / Math.max(1, Object.values(admissions).reduce((a, b) => a + b, 0))),
       accounts_over_limit: overshoots.length,
       worst_overshoot: overshoots.reduce((w, f) => Math.max(w, Math.max(f.mostRecorded, f.mostConnected) - f.limit), 0),
       by_limit: Object.fromEntries(
@@ -169,4 +181,14 @@ function countBy<T>(items: readonly T[], key: (t: T) => string): Record<string, 
   const out: Record<string, number> = {};
   for (const item of items) out[key(item)] = (out[key(item)] ?? 0) + 1;
   return out;
+}
+
+const round3 = (n: number) => Math.round(n * 1000) / 1000;
+
+async function until(ok: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await ok().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
 }

@@ -20,6 +20,10 @@ import { RecordedStates, type StateVersion } from './recorded-state.js';
  * - forbidden-existing: 403 Forbidden while every possible state says the account exists;
  * - false-channel-limit: no limit in any possible state, or fewer calls than the limit counted
  *   over the window and one propagation time more;
+ * - channel-overshoot: more calls of an account connected at once than its limit, unless one of
+ *   them had been lost to the product by then (its edge killed, or its SIP server restarted,
+ *   under it: its record ended, another call got its channel; or its record wiped with the
+ *   dataset and not yet re-asserted by its edge; counted apart);
  * - unexpected-503: an edge's 503 for an account the same edge found within max-stale, with no
  *   restart of it, no delete, no 403 Forbidden from it in between;
  * - sip-server-503, no-answer: outside the SIP server's and the edges' restart windows;
@@ -48,6 +52,7 @@ export type ViolationKind =
   | 'sip-server-503'
   | 'no-answer'
   | 'false-channel-limit'
+  | 'channel-overshoot'
   | 'funded-blocked'
   | 'dry-not-blocked'
   | 'write-to-non-master'
@@ -64,6 +69,7 @@ export const VIOLATION_KINDS: readonly ViolationKind[] = [
   'sip-server-503',
   'no-answer',
   'false-channel-limit',
+  'channel-overshoot',
   'funded-blocked',
   'dry-not-blocked',
   'write-to-non-master',
@@ -99,11 +105,11 @@ export interface CheckFigures {
   dryIntervalsJudged: number;
   /** Controller blocks in the audit stream checked against the credit model. */
   blocksChecked: number;
-  /** Episodes where an account with a channel limit had more calls connected at once than the limit (not violations yet: two edges may admit at the same instant). */
+  /** Episodes where an account with a channel limit had more calls connected at once than the limit. */
   channelLimitOvershoots: number;
-  /** ... of which some call over the limit could no longer be seen by the product (its edge killed, its SIP server restarted, under it). */
+  /** ... of which some call over the limit could no longer be seen by the product (its edge killed, its SIP server restarted, under it; its record wiped with the dataset). */
   overshootsUnseen: number;
-  /** ... and the others: two edges admitting at the same instant (issue 22 makes these violations). */
+  /** ... and the others: violations (channel-overshoot). */
   overshootsConcurrent: number;
   /** The most calls over the limit in one such episode. */
   worstOvershoot: number;
@@ -135,6 +141,8 @@ const CONTROLLER_IMPAIRING: readonly FaultKind[] = ['master-freeze-failover', 'm
 const IMPAIRED_TAIL_MS = 10_000;
 /** Faults that lose the whole dataset (blocks included); billing re-provisions it from the recorded states. */
 const WIPING: readonly FaultKind[] = ['master-restart-empty', 'flushall'];
+/** After a wiping fault, the edges have re-asserted their records within this (the liveness TTL: three renewals). */
+const RECORDS_REASSERTED_MS = 15_000;
 /** ... and those that re-provision some accounts (which ones is not recorded): balances set afresh, debits lost. */
 const RESETTING: readonly FaultKind[] = [...WIPING, 'mass-delete'];
 /** Faults after which calls may go unanswered or get the SIP server's own 503. */
@@ -153,10 +161,12 @@ export function check(history: SoakHistory): CheckResult {
     ...judgeWrites(ctx),
     ...judgeCuts(ctx),
     ...judgeFinalRecords(ctx),
-  ].sort((a, b) => a.atMs - b.atMs);
+  ];
+  const overshoots = channelOvershoots(ctx);
+  violations.push(...overshoots.violations);
+  violations.sort((a, b) => a.atMs - b.atMs);
   const byKind = Object.fromEntries(VIOLATION_KINDS.map((k) => [k, 0])) as Record<ViolationKind, number>;
   for (const v of violations) byKind[v.kind]++;
-  const overshoots = channelOvershoots(ctx);
   return {
     violations,
     byKind,
@@ -659,10 +669,11 @@ function judgeFinalRecords(ctx: Context): Violation[] {
 // ---------------------------------------------------------------------------------------------
 // Figures and words.
 
-function channelOvershoots(ctx: Context): { episodes: number; unseen: number; worst: number } {
+function channelOvershoots(ctx: Context): { episodes: number; unseen: number; worst: number; violations: Violation[] } {
   let episodes = 0;
   let unseen = 0;
   let worst = 0;
+  const violations: Violation[] = [];
   for (const [account, calls] of ctx.callsOf) {
     const limits = ctx.states.versions(account).flatMap((v) => (v.state?.maxChannels !== undefined ? [v.state.maxChannels] : []));
     if (limits.length === 0) continue;
@@ -672,11 +683,27 @@ function channelOvershoots(ctx: Context): { episodes: number; unseen: number; wo
       episodes++;
       worst = Math.max(worst, e.most - limit);
       // A call the product had stopped counting by the episode's start: its absence let another in.
+      // A lost dataset takes the records with it until each edge re-asserts its own (at its next
+      // liveness renewal after the master is back): meanwhile the other edges cannot count them.
       const running = connected.filter((s) => s.from <= e.from && s.to > e.from);
-      if (running.some((s) => (ctx.lostAt(s.call) ?? Infinity) <= e.from)) unseen++;
+      const wipedUnder = (s: { from: number }) => ctx.h.faults.some((f) => WIPING.includes(f.kind) && s.from < f.startMs && e.from >= f.startMs && e.from <= (f.endMs ?? ctx.h.endMs) + RECORDS_REASSERTED_MS);
+      if (running.some((s) => (ctx.lostAt(s.call) ?? Infinity) <= e.from || wipedUnder(s))) {
+        unseen++;
+        continue;
+      }
+      const last = running.reduce((a, b) => (b.from > a.from ? b : a));
+      const edges = [...new Set(running.map((s) => s.call.edge ?? '?'))].join(', ');
+      violations.push({
+        kind: 'channel-overshoot',
+        atMs: e.from,
+        account,
+        callId: last.call.callId,
+        ...(last.call.edge !== undefined && { edge: last.call.edge }),
+        detail: `${e.most} calls connected at once from ${ctx.at(e.from)} to ${ctx.at(e.to)} (limit ${limit}), admitted by ${edges}; none lost to the product`,
+      });
     }
   }
-  return { episodes, unseen, worst };
+  return { episodes, unseen, worst, violations };
 }
 
 const round = (n: number) => Math.round(n * 1000) / 1000;

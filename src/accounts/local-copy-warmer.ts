@@ -5,13 +5,15 @@ import type { DatasetWatch } from './dataset-watch.js';
 import type { LocalCopy } from './local-copy.js';
 import type { Replica } from './replica.js';
 import type { ReplicaPool } from './replica-pool.js';
-import { foundIn, proofProblem } from './reader.js';
+import { channelsOf, foundIn, proofProblem, readChannels } from './reader.js';
 import type { StaleCache } from './stale-cache.js';
 import type { ReadTicket } from './tracking.js';
-import { ACCOUNT_KEY_PREFIX, accountKey, callsKey, DATASET_KEY } from '../redis/keys.js';
+import { ACCOUNT_KEY_PREFIX, accountKey, DATASET_KEY } from '../redis/keys.js';
 
 /** Account keys read per round trip while warming: small, so live lookups on the same connection barely wait. */
 const BATCH = 100;
+/** Replies per account in a batch: its hash, then readChannels' two. */
+const PER_ACCOUNT = 3;
 
 /**
  * Fills the local copy from each replica ahead of the calls, so that even an account called once
@@ -93,20 +95,20 @@ export class LocalCopyWarmer {
     const tracking = replica.tracking!;
     const tickets = new Map<string, ReadTicket>(ids.map((id) => [id, tracking.beginRead(id)]));
     const tx = replica.client.multi().role().hmget(DATASET_KEY, ...DATASET_READ_FIELDS);
-    for (const id of ids) tx.hgetall(accountKey(id)).hlen(callsKey(id));
+    for (const id of ids) readChannels(tx.hgetall(accountKey(id)), id);
     const replies = ((await tx.exec()) ?? []) as [Error | null, unknown][];
-    if (replies.length !== 2 + 2 * ids.length) return 0;
+    if (replies.length !== 2 + PER_ACCOUNT * ids.length) return 0;
     const [[roleError, role], [markerError, marker]] = replies as [[Error | null, unknown], [Error | null, unknown]];
     if (roleError || markerError) return 0;
     if (proofProblem(replica, role, marker as (string | null)[], this.dataset)) return 0;
     const at = Date.now();
     let kept = 0;
     ids.forEach((id, i) => {
-      const [hashError, fields] = replies[2 + 2 * i]!;
-      const [callsError, calls] = replies[3 + 2 * i]!;
+      const at0 = 2 + PER_ACCOUNT * i;
+      const [hashError, fields] = replies[at0]!;
       if (hashError || Object.keys(fields as object).length === 0) return;
       try {
-        const found = foundIn(replica, id, fields as Record<string, string>, callsError ? undefined : (calls as number), at);
+        const found = foundIn(replica, id, fields as Record<string, string>, channelsOf(replies[at0 + 1]!, replies[at0 + 2]!), at);
         // Kept: no change arrived since the read began, so the state is current for the cache too.
         if (this.copy.keep(found, replica, tickets.get(id)!)) {
           this.cache.remember(found);

@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache';
 import type { Absent, Found } from './lookup.js';
 import type { Replica } from './replica.js';
 import type { AccountInvalidation, Invalidation, ReadTicket } from './tracking.js';
-import { ACCOUNT_KEY_PREFIX, CALLS_KEY_PREFIX, DATASET_KEY } from '../redis/keys.js';
+import { ACCOUNT_KEY_PREFIX, CALLS_KEY_PREFIX, DATASET_KEY, SETUP_PREFIX } from '../redis/keys.js';
 
 export interface LocalCopyOptions {
   maxEntries: number;
@@ -161,5 +161,6 @@ export function invalidationOf(key: string): Invalidation | undefined {
   if (key === DATASET_KEY) return 'all';
   if (key.startsWith(ACCOUNT_KEY_PREFIX)) return { accountId: key.slice(ACCOUNT_KEY_PREFIX.length), key: 'account' };
   if (key.startsWith(CALLS_KEY_PREFIX)) return { accountId: key.slice(CALLS_KEY_PREFIX.length), key: 'calls' };
+  if (key.startsWith(SETUP_PREFIX)) return { accountId: key.slice(SETUP_PREFIX.length), key: 'calls' };
   return undefined;
 }

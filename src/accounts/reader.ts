@@ -7,7 +7,8 @@ import { parseRoleReply } from './replication-state.js';
 import type { Replica } from './replica.js';
 import type { ReadTicket } from './tracking.js';
 import type { ReplicaPool } from './replica-pool.js';
-import { accountKey, callsKey, DATASET_KEY } from '../redis/keys.js';
+import type { ChainableCommander } from 'ioredis';
+import { accountKey, callsKey, DATASET_KEY, setupKey } from '../redis/keys.js';
 
 export interface ReaderOptions {
   /** Ask the next replica when the first has not answered within this time. */
@@ -21,7 +22,7 @@ const CAUSE_RANK: UnknownCause[] = ['dataset-missing', 'dataset-changed', 'bad-v
 
 /**
  * The tri-state account lookup. Each read is one round trip to one replica: MULTI, ROLE,
- * HGETALL, HLEN calls:{id}, HMGET of the dataset marker, EXEC, so the answer, the replica's
+ * HGETALL, the channels in use (readChannels), HMGET of the dataset marker, EXEC, so the answer, the replica's
  * replication state and the dataset it serves are from the same instant. A nil (or a value) from a
  * replica that is not in sync, or whose dataset is not the one this edge reads (no marker: a lost
  * dataset), is *unknown*, not *absent*; a nil from one in sync is *absent* only if no other
@@ -137,20 +138,20 @@ async function readFrom(replica: Replica, accountId: string, key: string, timeou
     timer = setTimeout(() => setImmediate(resolve, 'timeout'), timeoutMs);
   });
   try {
-    // HLEN calls:{id} rides in the same MULTI: calls in progress for the channel limit, same instant, no extra round trip.
-    const read = replica.client.multi().role().hgetall(key).hlen(callsKey(accountId)).hmget(DATASET_KEY, ...DATASET_READ_FIELDS).exec();
+    // The channels in use ride in the same MULTI: calls in progress for the channel limit, same instant, no extra round trip.
+    const read = readChannels(replica.client.multi().role().hgetall(key), accountId).hmget(DATASET_KEY, ...DATASET_READ_FIELDS).exec();
     const reply = await Promise.race([read, timeout]);
     if (reply === 'timeout') {
       replica.setHealth('suspect', `read timed out after ${timeoutMs} ms`);
       return unknown('timeout', `${replica.name}: no answer within ${timeoutMs} ms`);
     }
     type Reply<T> = [Error | null, T];
-    const [[roleError, role], [hashError, fields], [callsError, calls], [markerError, marker]] = reply as [Reply<unknown>, Reply<Record<string, string>>, Reply<number>, Reply<(string | null)[]>];
+    const [[roleError, role], [hashError, fields], recorded, settingUp, [markerError, marker]] = reply as [Reply<unknown>, Reply<Record<string, string>>, Reply<unknown>, Reply<unknown>, Reply<(string | null)[]>];
     if (roleError || hashError || markerError) return fromError(replica, (roleError ?? hashError ?? markerError)!);
     const untrusted = proofProblem(replica, role, marker, dataset);
     if (untrusted) return untrusted;
     if (Object.keys(fields).length === 0) return { outcome: 'absent', replica: replica.name };
-    const found = foundIn(replica, accountId, fields, callsError ? undefined : calls, Date.now());
+    const found = foundIn(replica, accountId, fields, channelsOf(recorded, settingUp), Date.now());
     if (copy) copy.localCopy.keep(found, replica, copy.ticket);
     return found;
   } catch (err) {
@@ -172,6 +173,25 @@ export function proofProblem(replica: Replica, role: unknown, marker: (string | 
   const problem = dataset.check(replica.name, parseDatasetMarker(marker));
   if (problem) return unknown(problem, `${replica.name}: ${problem}`);
   return undefined;
+}
+
+/**
+ * The channels an account has in use, for its channel limit: its records (answered calls, all
+ * edges) and the slots of its calls being set up (src/calls/channel-slots.ts). Two commands, in
+ * every read of an account (a lookup, a warm-up batch); channelsOf adds their replies up.
+ */
+export function readChannels<T extends ChainableCommander>(tx: T, accountId: string): T {
+  return tx.hlen(callsKey(accountId)).zcard(setupKey(accountId)) as T;
+}
+
+/** The sum of readChannels' replies; undefined when either failed (the count is then unknown, not the account). */
+export function channelsOf(...replies: [Error | null, unknown][]): number | undefined {
+  let sum = 0;
+  for (const [err, n] of replies) {
+    if (err || typeof n !== 'number') return undefined;
+    sum += n;
+  }
+  return sum;
 }
 
 /**

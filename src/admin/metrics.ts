@@ -44,6 +44,8 @@ export class EdgeMetrics {
   readonly callsCut: Counter<'outcome'>;
   /** From the controller's decision to both parties confirming the BYE. */
   readonly cutSeconds: Histogram;
+  /** Admissions of calls of channel-limited accounts, by how their channel was taken (src/edge/channel-admission.ts). */
+  readonly channelAdmissions: Counter<'path'>;
   private readonly replicaHealth: Gauge<'replica' | 'state'>;
   private readonly replicaLag: Gauge<'replica'>;
   private readonly cacheEntries: Gauge;
@@ -87,6 +89,12 @@ export class EdgeMetrics {
       registers,
     });
     this.cutSeconds = new Histogram({ name: 'credit_edge_cut_seconds', help: "From the controller's decision to both parties confirming the BYE", buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30], registers });
+    this.channelAdmissions = new Counter({
+      name: 'credit_edge_channel_admissions_total',
+      help: 'Calls of accounts with max_channels admitted by path: memory (far below the limit), master (the slot taken atomically on the master), master-full (refused there), fallback (the master did not answer in time: the edge counted alone)',
+      labelNames: ['path'],
+      registers,
+    });
 
     // Read at scrape time, so replicas added or removed by a reload show up (and go) at once.
     const metrics = this;

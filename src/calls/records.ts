@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { edgeMember, RECONCILE_KEY_COUNT, RECONCILE_LUA, REINDEX_KEY_COUNT, REINDEX_LUA, TOTALS_LUA_LIB } from './totals.js';
-import { accountKey, BLOCKED_RUNS_DRY_KEY, CALLS_INDEX_KEY, callsKey, CUT_ORDERS_PREFIX, EDGE_CALLS_PREFIX, EDGES_KEY, RUNS_DRY_KEY, totalsKey } from '../redis/keys.js';
+import { accountKey, BLOCKED_RUNS_DRY_KEY, CALLS_INDEX_KEY, callsKey, CUT_ORDERS_PREFIX, EDGE_CALLS_PREFIX, EDGES_KEY, RUNS_DRY_KEY, setupKey, totalsKey } from '../redis/keys.js';
 
 /**
  * Calls in progress on the Redis master: the key layout shared by the edge (writes), the edge's
@@ -55,7 +55,7 @@ export function parseCallRecord(raw: string): CallRecord | undefined {
 /**
  * Lua for the writes, so that each event is one atomic command on the master: the record, the
  * indexes of accounts and edges, the account's totals and its runs-dry entry change together.
- * Both take the keys of callKeys(); callStart: ARGV[1]=Call-ID ARGV[2]=record ARGV[3]=account
+ * Both take the keys of callKeys(); callStart (which also gives back the call's channel slot): ARGV[1]=Call-ID ARGV[2]=record ARGV[3]=account
  * ARGV[4..7]=the record's start, rate, node, instance (callStartArgs).
  * callEnd: ARGV[1]=Call-ID ARGV[2]=account ARGV[3]=when the call ended (ms since epoch), or '' when
  * not known; ARGV[4]=the record's `{node}:{instance}` when known ('' otherwise: only used to clean
@@ -73,11 +73,11 @@ export function parseCallRecord(raw: string): CallRecord | undefined {
  * writes the balance with 6 decimals. Totals that do not match the record count after a step (a
  * record written or removed around these scripts) are rebuilt from the records in that step.
  */
-export const CALL_KEY_COUNT = 7;
+export const CALL_KEY_COUNT = 8;
 
 /** KEYS for callStart / callEnd, in order. */
 export function callKeys(accountId: string): string[] {
-  return [callsKey(accountId), CALLS_INDEX_KEY, accountKey(accountId), totalsKey(accountId), RUNS_DRY_KEY, BLOCKED_RUNS_DRY_KEY, EDGES_KEY];
+  return [callsKey(accountId), CALLS_INDEX_KEY, accountKey(accountId), totalsKey(accountId), RUNS_DRY_KEY, BLOCKED_RUNS_DRY_KEY, EDGES_KEY, setupKey(accountId)];
 }
 
 /** ARGV[4..7] repeat the record's start, rate ('' when none), node and instance: the script adds them up without decoding the JSON. */
@@ -118,6 +118,9 @@ end
 `;
 
 export const CALL_START_LUA = `${TOTALS_LUA_LIB}${EDGE_INDEX_LUA}
+-- The record holds the call's channel from now on: its slot (src/calls/channel-slots.ts) goes in
+-- the same step, so no reader ever counts the call twice.
+redis.call('ZREM', KEYS[8], ARGV[1])
 local old = nil
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
   old = redis.call('HGET', KEYS[1], ARGV[1])

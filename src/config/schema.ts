@@ -114,6 +114,17 @@ export const configSchema = z.strictObject({
 
   responses: z.partialRecord(z.enum(verdicts), rejection).default({}),
   channel_fail_policy: z.enum(['last-seen', 'allow', 'reject']).default('last-seen'),
+  /** The channel limit across edges (src/edge/channel-admission.ts); with calls_in_progress only. */
+  channel_limit: z
+    .strictObject({
+      /** A call is admitted from memory while its account's count stays within this part of the edge's share of the limit (limit / the edges present); past it, its channel is taken on the master. */
+      memory_share: z.number().min(0).max(1).default(0.5),
+      /** ... and only when decided within this many ms of reaching the edge: a slow decision read an older count. */
+      fresh_ms: positiveMs.default(5),
+      /** The master's answer to a slot is awaited this long; then the edge decides on its own count (channel_fail_policy: reject refuses instead). */
+      master_timeout_ms: positiveMs.default(100),
+    })
+    .prefault({}),
   /** Adds X-Credit-Decision to responses, for operators' debugging. */
   decision_header: z.boolean().default(false),
   /**

@@ -14,6 +14,7 @@ import { CallEnder, seenDialog, type EndOutcome, type RequestSender } from './ca
 import type { CallRecorder } from './call-records.js';
 import type { LocalCallsInProgress } from './calls-in-progress.js';
 import { callsInProgressOf } from './channel-count.js';
+import type { ChannelAdmission, InviteUnderWay } from './channel-admission.js';
 import { challengeHeader, createNonce, verifyDigest, type DigestCredentials } from './digest.js';
 import type { Identifier, Identity } from './identify.js';
 
@@ -27,6 +28,8 @@ export interface EdgeOptions {
   calls: LocalCallsInProgress;
   /** Records calls in progress on the master (answered: proxy result; ended: cdr:stop); absent: not recorded. */
   records?: CallRecorder;
+  /** The channel limit across edges (with records only); absent: this edge's own count decides. */
+  channels?: ChannelAdmission;
   /** Above this many INVITEs being decided, answer 503 at once, before any Redis work. */
   maxInFlight: number;
   digest: { realm: string; nonceSecret: string; maxNonceAgeMs: number };
@@ -84,8 +87,7 @@ export class EdgeApp {
     srf.on('cdr:stop', (...args: unknown[]) => {
       const msg = args[args.length - 1] as Srf.SipMessage;
       const callId = msg.get('Call-ID');
-      this.o.calls.end(callId);
-      this.o.records?.ended(callId);
+      this.callOver(callId);
       this.ender.forget(callId);
     });
     // No cdr:start subscription: the proxy's result says the call was answered (see route()).
@@ -112,16 +114,21 @@ export class EdgeApp {
     let identity: Identity | undefined;
     try {
       identity = this.o.identifier.identify({ sourceAddress: req.source_address, header: (name) => req.get(name) }); // drachtio-srf: undefined when absent
-      const decision = await this.decideFor(req, identity);
+      const decision = await this.decideFor(req, { callId, started }, identity);
       if (decision === 'challenged') return;
       this.record(callId, identity, decision, started);
-      if (canceled) return;
+      if (canceled) {
+        // A channel it may hold goes back.
+        this.callOver(callId);
+        return;
+      }
       if (decision.action === 'reject') this.reject(res, decision);
       else this.route(req, callId, decision.account.id, decision.targets, decision.account.rate);
       metrics.pddSeconds.observe({ path: decision.action === 'reject' ? 'rejected' : 'proxied' }, (performance.now() - started) / 1000);
     } catch (err) {
       // Never a 403 from a fault of our own: 503 lets the caller's carrier try elsewhere.
       this.o.logger.error({ callId, err }, 'INVITE handling failed');
+      this.callOver(callId);
       const failed = rejection('state-unknown', 'edge error', { source: 'none', because: 'error', detail: (err as Error).message }, this.o.rules);
       if (!canceled && !res.finalResponseSent) this.reject(res, failed);
     } finally {
@@ -131,7 +138,7 @@ export class EdgeApp {
   }
 
   /** Identification, lookup and the decision table; 'challenged' when a 407 went out instead. */
-  private async decideFor(req: Request, identity: Identity): Promise<Decision | 'challenged'> {
+  private async decideFor(req: Request, call: InviteUnderWay, identity: Identity): Promise<Decision | 'challenged'> {
     const { rules } = this.o;
     switch (identity.kind) {
       case 'none':
@@ -141,27 +148,30 @@ export class EdgeApp {
         return 'challenged';
       case 'account':
         if (this.o.bypassGating) return this.bypassed(identity.accountId);
-        return this.decideOn(identity.accountId, await readAccountState(this.o, identity.accountId));
+        return this.decideOn(call, identity.accountId, await readAccountState(this.o, identity.accountId));
       case 'credentials': {
         const state = await readAccountState(this.o, identity.accountId);
         const onRecord = accountOnRecord(state, rules);
         // Absent: 403; unknown and nothing on record: 503. A password that cannot be read is never a 403.
-        if (!onRecord) return this.decideOn(identity.accountId, state);
+        if (!onRecord) return this.decideOn(call, identity.accountId, state);
         const verdict = this.checkDigest(req, identity.credentials, onRecord.account.sipPassword);
         if (verdict === 'stale-nonce') {
           this.challenge(req, true);
           return 'challenged';
         }
         if (verdict !== 'ok') return rejection('unknown-account', `bad credentials: ${verdict}`, onRecord.basis, rules, onRecord.account);
-        return this.decideOn(identity.accountId, state);
+        return this.decideOn(call, identity.accountId, state);
       }
     }
   }
 
-  private decideOn(accountId: string, state: AccountState): Decision {
+  private async decideOn(call: InviteUnderWay, accountId: string, state: AccountState): Promise<Decision> {
     if (state.lookup.outcome === 'unknown') this.o.metrics.unknownLookups.inc({ cause: state.lookup.cause });
     const callsInProgress = callsInProgressOf(state, this.o.calls.count(accountId));
-    return decide({ ...state, callsInProgress }, this.o.rules);
+    const decision = decide({ ...state, callsInProgress }, this.o.rules);
+    // The common case stays synchronous: no channel limit, or no records to share it through.
+    if (decision.action === 'reject' || decision.account.maxChannels === undefined || !this.o.channels) return decision;
+    return this.o.channels.admit(call, decision, callsInProgress, this.o.rules);
   }
 
   /** Gating off, for the benchmark's baseline: the same path minus the lookup and the decision table. */
@@ -200,17 +210,19 @@ export class EdgeApp {
           records?.answered(callId);
           // Its cdr:stop may have come first (a very short call): nothing is left to end then.
           if (calls.has(callId)) this.ender.answered(callId, finalResponse && seenDialog(callId, accountId, req, finalResponse.msg));
-        } else {
-          calls.end(callId);
-          records?.ended(callId);
-        }
+        } else this.callOver(callId);
         logger.debug({ callId, account: accountId, finalStatus }, 'proxy done');
       })
       .catch((err: unknown) => {
-        calls.end(callId);
-        records?.ended(callId);
+        this.callOver(callId);
         logger.warn({ callId, account: accountId, err }, 'proxy failed');
       });
+  }
+
+  /** The call no longer holds a channel on this edge: its attempt failed, or it ended. Unknown Call-IDs are ignored. */
+  private callOver(callId: string): void {
+    this.o.calls.end(callId);
+    this.o.records?.ended(callId);
   }
 
   private reject(res: Srf.SrfResponse, decision: RejectDecision): void {
@@ -279,10 +291,7 @@ export class EdgeApp {
    */
   async endCall(callId: string, reason: string): Promise<EndOutcome | undefined> {
     const outcome = await this.ender.end(callId, reason);
-    if (outcome?.ended) {
-      this.o.calls.end(callId);
-      this.o.records?.ended(callId);
-    }
+    if (outcome?.ended) this.callOver(callId);
     return outcome;
   }
 

@@ -3,10 +3,11 @@ import { Redis } from 'ioredis';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { parseCutOrder, type CutOrder } from '../calls/cut-orders.js';
 import { callEndArgs, callStartArgs, defineCallScripts, parseCallRecord, type CallRecord, type CallScripts } from '../calls/records.js';
+import { EDGE_PRESENCE_LUA, SLOT_KEY_COUNT, TAKE_SLOT_LUA, takeSlotArgs } from '../calls/channel-slots.js';
 import { edgeMember } from '../calls/totals.js';
 import type { Logger } from '../log.js';
 import { sentinelMasterClient } from '../redis/master-client.js';
-import { CALLS_INDEX_KEY, callsKey, cutOrdersKey, edgeAliveKey, edgeCallsKey } from '../redis/keys.js';
+import { CALLS_INDEX_KEY, callsKey, cutOrdersKey, edgeAliveKey, edgeCallsKey, EDGES_PRESENT_KEY, setupKey } from '../redis/keys.js';
 
 export interface CallRecorderOptions {
   /** config node_id. */
@@ -22,11 +23,25 @@ export interface CallRecorderOptions {
   registry?: Registry;
 }
 
-/** `at`: when the call ended, on this edge's clock (a replayed event keeps it). */
-type CallEvent = { kind: 'start'; record: CallRecord } | { kind: 'end'; callId: string; account: string; at: number };
+/**
+ * `at`: when the call ended, on this edge's clock (a replayed event keeps it). `slot`: the call
+ * holds a channel while it is set up (taken or renewed); `slot-end`: it gives it back.
+ */
+type CallEvent =
+  | { kind: 'start'; record: CallRecord }
+  | { kind: 'end'; callId: string; account: string; at: number }
+  | { kind: 'slot' | 'slot-end'; callId: string; account: string };
 
-/** One command per event: keys and arguments from callStartArgs / callEndArgs. */
-type RecordingClient = Redis & CallScripts;
+/** A channel slot asked of the master: taken, the limit reached, or no answer in time (or no account there). */
+export type SlotAnswer = { taken: true; inUse: number } | { taken: false; inUse: number } | { taken: undefined; why: string };
+
+interface SlotScripts {
+  takeSlot(...args: (string | number)[]): Promise<[number, number]>;
+  edgePresence(key: string, node: string, ttlMs: number): Promise<number>;
+}
+
+/** One command per event: keys and arguments from callStartArgs / callEndArgs / takeSlotArgs. */
+type RecordingClient = Redis & CallScripts & SlotScripts;
 
 const BATCH = 64;
 const RETRY_MS = 200;
@@ -57,6 +72,10 @@ export class CallRecorder {
   private readonly pending = new Map<string, { account: string; rate?: number }>();
   /** Answered and recorded (or queued to be). */
   private readonly active = new Map<string, CallRecord>();
+  /** Calls being set up that hold a channel slot (Call-ID -> account). */
+  private readonly slots = new Map<string, string>();
+  /** The edges present on the master at the last renewal, and when this edge was first counted there (its peers count it from their next renewal). */
+  private presence?: { edges: number; renewedAt: number; since: number };
   private queue: CallEvent[] = [];
   private draining = false;
   private needResync = false;
@@ -82,12 +101,14 @@ export class CallRecorder {
       connectionName: `credit-edge-calls-${o.node}`,
     }) as RecordingClient;
     defineCallScripts(this.client);
+    this.client.defineCommand('takeSlot', { numberOfKeys: SLOT_KEY_COUNT, lua: TAKE_SLOT_LUA });
+    this.client.defineCommand('edgePresence', { numberOfKeys: 1, lua: EDGE_PRESENCE_LUA });
     this.client.on('ready', () => {
       this.logger.info('call records: master reachable');
       void this.renewLiveness().then(() => this.drain());
     });
     this.client.on('error', (err: Error) => this.logger.debug({ err: err.message }, 'call records: master connection error'));
-    this.livenessTimer = setInterval(() => void this.renewLiveness(), Math.max(50, Math.floor(o.livenessTtlMs / 3)));
+    this.livenessTimer = setInterval(() => void this.renewLiveness(), this.renewalIntervalMs);
     this.livenessTimer.unref();
 
     const registers = o.registry ? [o.registry] : [];
@@ -97,6 +118,15 @@ export class CallRecorder {
       written: new Counter({ name: 'credit_edge_call_events_written_total', help: 'Call events written on the master', registers }),
       resyncs: new Counter({ name: 'credit_edge_call_records_resyncs_total', help: 'Times this edge re-asserted all its call records', registers }),
     };
+    const recorder = this;
+    new Gauge({
+      name: 'credit_edge_channel_sharing_edges',
+      help: 'Edges sharing the channel limits, this one included (0 while not known for sure: every call of a channel-limited account then takes its channel on the master)',
+      registers,
+      collect() {
+        this.set(recorder.sharingEdges() ?? 0);
+      },
+    });
   }
 
   /** The call was routed (proxy started): remember who pays for it, for when it is answered. */
@@ -114,12 +144,15 @@ export class CallRecorder {
     this.pending.delete(callId);
     const record: CallRecord = { callId, account: routed.account, start: Date.now(), node: this.o.node, instance: this.instance, ...(routed.rate !== undefined && { rate: routed.rate }) };
     this.active.set(callId, record);
+    // Its record holds the channel from now on: the start script removes the slot with it.
+    this.slots.delete(callId);
     this.enqueue({ kind: 'start', record });
   }
 
   /** cdr:stop or a failed attempt; unknown or repeated Call-IDs are ignored. */
   ended(callId: string): void {
     this.pending.delete(callId);
+    this.releaseSlot(callId);
     const record = this.active.get(callId);
     if (!record) return;
     this.active.delete(callId);
@@ -127,6 +160,53 @@ export class CallRecorder {
     this.recentlyEnded.set(callId, at);
     if (this.recentlyEnded.size > ENDED_MEMORY_MAX) this.recentlyEnded.delete(this.recentlyEnded.keys().next().value!);
     this.enqueue({ kind: 'end', callId, account: record.account, at });
+  }
+
+  /**
+   * Takes a channel slot for a call near its account's limit, atomically on the master (records
+   * and slots counted against `max_channels` there): before the call is proxied. Undefined
+   * `taken` when the master did not answer within `timeoutMs` (or has no such account): the caller
+   * falls back to its own count. Unless refused, the call holds the slot until it is answered or
+   * ends (a late answer may still have taken it): ended() gives it back.
+   */
+  async takeSlot(callId: string, account: string, timeoutMs: number): Promise<SlotAnswer> {
+    if (this.client.status !== 'ready') return { taken: undefined, why: `master not connected (${this.client.status})` };
+    this.slots.set(callId, account);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, timeoutMs, 'late')));
+    try {
+      const reply = await Promise.race([this.client.takeSlot(...takeSlotArgs(account, callId, this.o.livenessTtlMs, true)), late]);
+      if (reply === 'late') return { taken: undefined, why: `no answer from the master within ${timeoutMs} ms` };
+      const [taken, inUse] = reply;
+      if (taken === -1) return { taken: undefined, why: 'no such account on the master' };
+      if (taken === 0) this.slots.delete(callId);
+      return { taken: taken === 1, inUse } as SlotAnswer;
+    } catch (err) {
+      return { taken: undefined, why: (err as Error).message };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * A call admitted from memory, far below its account's limit: its slot is written at once, so
+   * that the other edges count it, on the connection that takes slots near the limit (so any
+   * later take of this edge counts it). Queued only when that write fails.
+   */
+  holdSlot(callId: string, account: string): void {
+    this.slots.set(callId, account);
+    const retry = () => {
+      if (this.slots.get(callId) === account) this.enqueue({ kind: 'slot', callId, account });
+    };
+    if (this.client.status !== 'ready') return retry();
+    this.client.takeSlot(...takeSlotArgs(account, callId, this.o.livenessTtlMs, false)).catch(retry);
+  }
+
+  private releaseSlot(callId: string): void {
+    const account = this.slots.get(callId);
+    if (account === undefined) return;
+    this.slots.delete(callId);
+    this.enqueue({ kind: 'slot-end', callId, account });
   }
 
   get queued(): number {
@@ -159,9 +239,12 @@ export class CallRecorder {
       while (this.queue.length > 0) {
         const batch = this.queue.slice(0, BATCH);
         const pipeline = this.client.pipeline();
+        const p = pipeline as unknown as RecordingClient;
         for (const e of batch) {
-          if (e.kind === 'start') (pipeline as unknown as RecordingClient).callStart(...callStartArgs(e.record));
-          else (pipeline as unknown as RecordingClient).callEnd(...callEndArgs(e.account, e.callId, e.at, { node: this.o.node, instance: this.instance }));
+          if (e.kind === 'start') p.callStart(...callStartArgs(e.record));
+          else if (e.kind === 'end') p.callEnd(...callEndArgs(e.account, e.callId, e.at, { node: this.o.node, instance: this.instance }));
+          else if (e.kind === 'slot') p.takeSlot(...takeSlotArgs(e.account, e.callId, this.o.livenessTtlMs, false));
+          else p.zrem(setupKey(e.account), e.callId);
         }
         let done = 0;
         try {
@@ -202,6 +285,11 @@ export class CallRecorder {
     if (this.closed || this.client.status !== 'ready') return;
     try {
       const previous = await this.client.set(edgeAliveKey(this.o.node), this.instance, 'PX', this.o.livenessTtlMs, 'GET');
+      const edges = await this.client.edgePresence(EDGES_PRESENT_KEY, this.o.node, this.o.livenessTtlMs);
+      const now = Date.now();
+      this.presence = { edges, renewedAt: now, since: this.presence?.since ?? now };
+      // The slots of calls still ringing live as long as this process does.
+      for (const [callId, account] of this.slots) this.enqueue({ kind: 'slot', callId, account });
       if (previous !== this.instance) {
         if (previous !== null || this.active.size > 0) this.logger.warn({ previous }, 'edge liveness had lapsed or was taken over: re-asserting call records');
         this.needResync = true;
@@ -293,7 +381,22 @@ export class CallRecorder {
     }
   }
 
-  /** Tries to write what is queued within `ms`, then disconnects. The liveness key expires by itself. */
+  /**
+   * How many edges share the channel limits (this one included), or undefined while that is not
+   * known for sure: until every peer has counted this edge (a liveness TTL after it was first
+   * counted: each renews three times in it), or once the last renewal is older than the TTL (a
+   * peer may have joined since).
+   */
+  sharingEdges(now = Date.now()): number | undefined {
+    const p = this.presence;
+    if (!p || now - p.renewedAt > this.o.livenessTtlMs || now - p.since < this.o.livenessTtlMs) return undefined;
+    return p.edges;
+  }
+
+  private get renewalIntervalMs(): number {
+    return Math.max(50, Math.floor(this.o.livenessTtlMs / 3));
+  }
+
   /** The account of a call this process answered and has not ended; undefined for any other. */
   accountOf(callId: string): string | undefined {
     return this.active.get(callId)?.account;
@@ -314,6 +417,7 @@ export class CallRecorder {
     return orders;
   }
 
+  /** Tries to write what is queued within `ms`, then disconnects. The liveness key expires by itself. */
   async stop(ms = 1000): Promise<void> {
     const deadline = Date.now() + ms;
     while (this.queue.length > 0 && this.client.status === 'ready' && Date.now() < deadline) {

@@ -1,7 +1,7 @@
 import { keyUnder, splitChanges, type ApplyResult } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { absenceGuardSettingsOf, identifierOf, localCopyTimingsOf, proxyOptionsOf, rulesOf, type RunningEdge } from './start.js';
+import { absenceGuardSettingsOf, channelAdmissionSettingsOf, identifierOf, localCopyTimingsOf, proxyOptionsOf, rulesOf, type RunningEdge } from './start.js';
 
 /**
  * Applies a reloaded config to a running edge without dropping a call or a SIP transaction: the
@@ -24,6 +24,7 @@ const LIVE = [
   'proxy',
   'responses',
   'channel_fail_policy',
+  'channel_limit',
   'decision_header',
   'overload',
   'shutdown',
@@ -55,6 +56,7 @@ export function applyConfig(edge: RunningEdge, current: Config, next: Config, lo
   });
   if (touched('absence_guard') || touched('cache.max_stale_ms')) edge.guard.setSettings(absenceGuardSettingsOf(next));
   if (touched('local_copy') || touched('lookup')) edge.localCopy?.setTimings(localCopyTimingsOf(next));
+  if (touched('channel_limit')) edge.channels?.setSettings(channelAdmissionSettingsOf(next));
   if (touched('log_level')) logger.level = next.log_level;
   return { applied, needsRestart };
 }

@@ -16,6 +16,7 @@ import type { Logger } from '../log.js';
 import type { Rules } from '../policy/rules.js';
 import { EdgeApp, type EdgeOptions } from './app.js';
 import { CallRecorder } from './call-records.js';
+import { ChannelAdmission, type ChannelAdmissionSettings } from './channel-admission.js';
 import { CutOrderRunner } from './cut-orders.js';
 import { LocalCallsInProgress } from './calls-in-progress.js';
 import { Identifier } from './identify.js';
@@ -39,6 +40,8 @@ export interface RunningEdge {
   records?: CallRecorder;
   /** Carries out the controller's orders to end calls (with records only). */
   cuts?: CutOrderRunner;
+  /** The channel limit across edges (with records only). */
+  channels?: ChannelAdmission;
   metrics: EdgeMetrics;
   /** Connected to the SIP server, and a replica in sync or a warm cache to decide with; not draining. */
   ready(): boolean;
@@ -67,6 +70,11 @@ export function rulesOf(config: Config): Rules {
 export function absenceGuardSettingsOf(config: Config): AbsenceGuardSettings {
   const g = config.absence_guard;
   return { windowMs: g.window_ms, minAccounts: g.min_accounts, minShare: g.min_share, confirmMs: g.confirm_ms, maxStaleMs: config.cache.max_stale_ms };
+}
+
+export function channelAdmissionSettingsOf(config: Config): ChannelAdmissionSettings {
+  const c = config.channel_limit;
+  return { memoryShare: c.memory_share, freshMs: c.fresh_ms, masterTimeoutMs: c.master_timeout_ms };
 }
 
 export function localCopyTimingsOf(config: Config): Pick<LocalCopyOptions, 'maxAgeMs' | 'proofMaxAgeMs'> {
@@ -147,6 +155,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
       })
     : undefined;
   const { identify } = config;
+  const channels = records ? new ChannelAdmission(channelAdmissionSettingsOf(config), { records, calls, metrics, logger: logger.child({ component: 'channels' }) }) : undefined;
 
   const srf = new Srf();
   const app = new EdgeApp(srf, {
@@ -158,6 +167,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
     probe,
     calls,
     ...(records && { records }),
+    ...(channels && { channels }),
     maxInFlight: config.overload.max_in_flight,
     // A fresh secret per process: a challenge is answered to the edge that sent it.
     digest: { realm: identify.digest_realm, nonceSecret: crypto.randomBytes(32).toString('hex'), maxNonceAgeMs: 300_000 },
@@ -212,6 +222,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
     calls,
     ...(records && { records }),
     ...(cuts && { cuts }),
+    ...(channels && { channels }),
     metrics,
     connected,
     ready: () => !app.isDraining && isConnected && (pool.replicas.some((r) => r.inSync) || cache.size > 0),

@@ -6,6 +6,7 @@
  * | `account:{account}`            | hash   | the account: enabled, balance, rate, limits, route, blocks       |
  * | `calls:{account}`              | hash   | Call-ID -> call record (JSON), one field per call in progress    |
  * | `calls-total:{account}`        | hash   | totals of the account's call records (src/calls/totals.ts)       |
+ * | `calls-setup:{account}`        | zset   | Call-ID -> expiry (ms): channels taken by calls not answered yet  |
  * | `calls:index:accounts`         | set    | accounts that have (or just had) a `calls:{account}` hash        |
  * | `calls:index:edges`            | set    | `{node}:{instance}` of every edge process with records           |
  * | `calls:edge:{node}:{instance}` | hash   | Call-ID -> account, the records that edge process carries        |
@@ -19,10 +20,11 @@
  * | `audit:credit`                 | stream | the audit trail (src/control/audit.ts)                           |
  * | `credit-edge:dataset`          | hash   | the dataset marker (src/accounts/dataset.ts)                     |
  * | `credit-edge:absence-hold`     | hash   | edges whose mass-absence guard is open (src/accounts/absence-hold.ts) |
+ * | `credit-edge:edges`            | zset   | node -> when its presence lapses (ms): the edges sharing channel limits |
  * | `credit-edge:layout`           | string | the key layout's version (`3`), set by the controller's migration |
  *
  * **Why no account id can reach a shared key.** A per-account key is one of the prefixes
- * `account:`, `calls:`, `calls-total:` followed by the id, and an id never holds a colon
+ * `account:`, `calls:`, `calls-total:`, `calls-setup:` followed by the id, and an id never holds a colon
  * (ACCOUNT_ID_PATTERN). Every shared key under one of those prefixes holds a colon after it
  * (`calls:index:...`, `calls:edge:...`, `calls:cut:...`), and every other shared key starts otherwise. So whatever
  * the id, an account's keys are its own (test/unit/keys.test.ts checks it for every id the pattern
@@ -36,6 +38,7 @@ export const ACCOUNT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 export const ACCOUNT_KEY_PREFIX = 'account:';
 export const CALLS_KEY_PREFIX = 'calls:';
 export const TOTALS_PREFIX = 'calls-total:';
+export const SETUP_PREFIX = 'calls-setup:';
 
 export function accountKey(id: string): string {
   return ACCOUNT_KEY_PREFIX + id;
@@ -47,6 +50,11 @@ export function callsKey(accountId: string): string {
 
 export function totalsKey(accountId: string): string {
   return TOTALS_PREFIX + accountId;
+}
+
+/** The channels an account's calls hold while they are set up (src/calls/channel-slots.ts). */
+export function setupKey(accountId: string): string {
+  return SETUP_PREFIX + accountId;
 }
 
 export const CALLS_INDEX_KEY = 'calls:index:accounts';
@@ -79,6 +87,7 @@ export const LEASE_KEY = 'controller:lease';
 export const AUDIT_STREAM = 'audit:credit';
 export const DATASET_KEY = 'credit-edge:dataset';
 export const ABSENCE_HOLD_KEY = 'credit-edge:absence-hold';
+export const EDGES_PRESENT_KEY = 'credit-edge:edges';
 export const LAYOUT_KEY = 'credit-edge:layout';
 /** 2: call totals and the runs-dry index; 3: the shared indexes out of the accounts' key space. */
 export const LAYOUT_VERSION = '3';
@@ -102,6 +111,7 @@ export const SHARED_KEYS = [
   AUDIT_STREAM,
   DATASET_KEY,
   ABSENCE_HOLD_KEY,
+  EDGES_PRESENT_KEY,
   LAYOUT_KEY,
 ] as const;
 
@@ -117,6 +127,7 @@ export function accountOfKey(key: string): { id: string; orphan: boolean } | und
     id = key.slice(ACCOUNT_KEY_PREFIX.length);
     orphan = false;
   } else if (key.startsWith(TOTALS_PREFIX)) id = key.slice(TOTALS_PREFIX.length);
+  else if (key.startsWith(SETUP_PREFIX)) id = key.slice(SETUP_PREFIX.length);
   else if (key.startsWith(CALLS_KEY_PREFIX)) id = key.slice(CALLS_KEY_PREFIX.length);
   return id !== undefined && ACCOUNT_ID_PATTERN.test(id) ? { id, orphan } : undefined;
 }

@@ -5,6 +5,7 @@ import {
   ACCOUNT_ID_PATTERN,
   accountKey,
   accountOfKey,
+  setupKey,
   callsKey,
   CUT_ORDERS_PREFIX,
   cutOrdersKey,
@@ -26,7 +27,7 @@ const accountId = fc.oneof(
   fc.constantFrom('accounts', 'edges', 'layout', 'index', 'edge', 'total', 'dataset', 'lease', 'blocked', 'runs-dry-at', 'credit', 'controller', 'audit'),
 );
 const nodeId = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/);
-const perAccount = [accountKey, callsKey, totalsKey];
+const perAccount = [accountKey, callsKey, totalsKey, setupKey];
 
 /** Whether `key` is one of the product's shared keys (fixed or per edge). */
 function isShared(key: string): boolean {

@@ -307,9 +307,10 @@ describe('false-channel-limit: Channel Limit Reached only when the calls in prog
     expect(new Soak().account('a', FUNDED).connected('a', 10, 60).connected('a', 11, 60).answered('a', 20, 403, 'Channel Limit Reached').kinds()).toEqual(['false-channel-limit']);
   });
 
-  it('more calls connected at once than the limit is a figure, not a violation (two edges may admit at the same instant)', () => {
-    const r = new Soak().account('c', LIMITED, 'channel-limited').connected('c', 10, 60).connected('c', 11, 60).connected('c', 12, 60).check();
-    expect(r.violations).toEqual([]);
+  it('more calls connected at once than the limit is a violation, and the detail says when and through which edges', () => {
+    const r = new Soak().account('c', LIMITED, 'channel-limited').connected('c', 10, 60).connected('c', 11, 60).connected('c', 12, 60, 'edge-b').check();
+    expect(r.violations.map((v) => v.kind)).toEqual(['channel-overshoot']);
+    expect(r.violations[0]!.detail).toMatch(/^3 calls connected at once from \+12\.0 s to \+70\.0 s \(limit 2\), admitted by edge-a, edge-b; none lost to the product$/);
     expect(r.figures.channelLimitOvershoots).toBe(1);
     expect(r.figures.overshootsConcurrent).toBe(1);
     expect(r.figures.worstOvershoot).toBe(1);
@@ -319,8 +320,17 @@ describe('false-channel-limit: Channel Limit Reached only when the calls in prog
     const overLimit = () => new Soak().account('c', LIMITED, 'channel-limited').connected('c', 10, 60).connected('c', 11, 60).connected('c', 20, 60, 'edge-b');
     const unseen = overLimit().restart('edge-a', 15, 16).check();
     expect(unseen.figures).toMatchObject({ channelLimitOvershoots: 1, overshootsUnseen: 1, overshootsConcurrent: 0 });
+    expect(unseen.violations).toEqual([]);
     const concurrent = overLimit().restart('edge-a', 25, 26).check();
     expect(concurrent.figures).toMatchObject({ channelLimitOvershoots: 1, overshootsUnseen: 0, overshootsConcurrent: 1 });
+    expect(concurrent.violations.map((v) => v.kind)).toContain('channel-overshoot');
+  });
+
+  it('a call whose record a lost dataset wiped is unseen until its edge re-asserts it (the liveness TTL after the fault), then counts again', () => {
+    const overLimitAt = (sec: number) => new Soak().account('c', LIMITED, 'channel-limited').connected('c', 10, 90).connected('c', 11, 90).fault('flushall', 30, 35).connected('c', sec, 90, 'edge-b').check();
+    expect(overLimitAt(36).figures).toMatchObject({ overshootsUnseen: 1, overshootsConcurrent: 0 });
+    expect(overLimitAt(36).violations).toEqual([]);
+    expect(overLimitAt(51).violations.map((v) => v.kind)).toEqual(['channel-overshoot']);
   });
 });
 

@@ -1,0 +1,62 @@
+import { accountKey, callsKey, setupKey } from '../redis/keys.js';
+
+/**
+ * Channels held by calls being set up, on the Redis master, so that every edge counts the calls
+ * its peers have admitted but not yet answered (the records, `calls:{account}`, start at the
+ * answer). `calls-setup:{account}` is a sorted set: Call-ID -> when the slot lapses (the master's
+ * clock, ms). An edge takes a slot when it admits a call of an account with `max_channels`, gives
+ * it back when the call is answered (its record holds the channel from then) or fails, and renews
+ * the slots of its calls still ringing at every liveness renewal: the slots of an edge that died
+ * lapse by themselves. The account's channel count is HLEN calls:{account} + ZCARD
+ * calls-setup:{account} (lapsed slots still count until the next take removes them: never fewer).
+ */
+
+/** KEYS for takeSlot, in order. */
+export function slotKeys(accountId: string): string[] {
+  return [callsKey(accountId), setupKey(accountId), accountKey(accountId)];
+}
+
+export const SLOT_KEY_COUNT = 3;
+
+/**
+ * Lua, one atomic step: drops lapsed slots, then takes one for the call. With ARGV[3] = 'check'
+ * only while the channels in use (records + slots) are fewer than the account's `max_channels` on
+ * the master; otherwise always (a call admitted from memory, far below its limit, or a renewal).
+ * KEYS: slotKeys(). ARGV[1]=Call-ID ARGV[2]=ttl ms ARGV[3]='check' or ''.
+ * Returns {1, channels in use with it} when taken (or already held), {0, channels in use} when the
+ * limit is reached, {-1, 0} when the account has no hash on the master (the edge decides then).
+ */
+export const TAKE_SLOT_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local held = redis.call('ZSCORE', KEYS[2], ARGV[1])
+local count = redis.call('HLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])
+if ARGV[3] == 'check' and not held then
+  if redis.call('EXISTS', KEYS[3]) == 0 then return {-1, 0} end
+  local limit = tonumber(redis.call('HGET', KEYS[3], 'max_channels'))
+  if limit and count >= limit then return {0, count} end
+end
+local ttl = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ttl)
+if held then return {1, count} end
+return {1, count + 1}`;
+
+export function takeSlotArgs(accountId: string, callId: string, ttlMs: number, check: boolean): (string | number)[] {
+  return [...slotKeys(accountId), callId, ttlMs, check ? 'check' : ''];
+}
+
+/**
+ * Lua, one atomic step at each liveness renewal of an edge: drops the edges whose presence lapsed,
+ * marks this one present until ARGV[2] ms from now (the master's clock), and returns how many
+ * edges are present. An edge admits calls from memory only up to its share of an account's
+ * channels (src/edge/channel-admission.ts), so every edge must count every other.
+ * KEYS[1]=EDGES_PRESENT_KEY ARGV[1]=node ARGV[2]=ttl ms.
+ */
+export const EDGE_PRESENCE_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+return redis.call('ZCARD', KEYS[1])`;

@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { TAKE_SLOT_LUA, SLOT_KEY_COUNT, takeSlotArgs } from '../../src/calls/channel-slots.js';
+import { startTopology, type Topology } from '../../src/dev/topology.js';
+import { CallRecorder } from '../../src/edge/call-records.js';
+import { silentLogger } from '../../src/log.js';
+import { callsKey, setupKey } from '../../src/redis/keys.js';
+import { until } from '../helpers/controller.js';
+
+/**
+ * The channel slot on a real master (src/calls/channel-slots.ts): what two edges near an
+ * account's limit rely on so that they never both take its last channel.
+ */
+
+let topology: Topology;
+const client = () => topology.master.client;
+const take = (account: string, callId: string, o: { ttlMs?: number; check?: boolean } = {}) =>
+  client().eval(TAKE_SLOT_LUA, SLOT_KEY_COUNT, ...takeSlotArgs(account, callId, o.ttlMs ?? 10_000, o.check ?? true)) as Promise<[number, number]>;
+
+beforeAll(async () => {
+  topology = await startTopology({ replicas: 1, sentinels: 1 });
+});
+
+afterAll(async () => {
+  await topology?.stop();
+});
+
+beforeEach(async () => {
+  await client().flushall();
+  await topology.seed({ two: { enabled: true, balance: 10, max_channels: 2 }, free: { enabled: true, balance: 10 } });
+});
+
+describe('a channel slot taken on the master', () => {
+  it('is taken while records and slots together are under max_channels, then refused; a retry of the same call keeps its slot', async () => {
+    expect(await take('two', 'c1')).toEqual([1, 1]);
+    expect(await take('two', 'c1')).toEqual([1, 1]);
+    await client().hset(callsKey('two'), 'answered', '{}');
+    expect(await take('two', 'c2')).toEqual([0, 2]);
+    await client().zrem(setupKey('two'), 'c1');
+    expect(await take('two', 'c2')).toEqual([1, 2]);
+  });
+
+  it("a slot lapses by itself (its edge died), and the next take drops it", async () => {
+    expect(await take('two', 'c1', { ttlMs: 50 })).toEqual([1, 1]);
+    expect(await take('two', 'c2', { ttlMs: 50 })).toEqual([1, 2]);
+    expect(await take('two', 'c3')).toEqual([0, 2]);
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect(await take('two', 'c3')).toEqual([1, 1]);
+  });
+
+  it('a call admitted from memory (no check) always takes its slot; an account with no limit is never refused; a missing account says so', async () => {
+    await take('two', 'c1');
+    await take('two', 'c2');
+    expect(await take('two', 'c3', { check: false })).toEqual([1, 3]);
+    for (let i = 0; i < 5; i++) expect((await take('free', `f${i}`))[0]).toBe(1);
+    expect(await take('gone', 'c1')).toEqual([-1, 0]);
+  });
+});
+
+describe("an edge's slots", () => {
+  const recorder = (livenessTtlMs = 900) => new CallRecorder({ node: 'edge-s', masterName: topology.masterName, sentinels: topology.sentinelAddresses(), queueMax: 100, livenessTtlMs, masterTimeoutMs: 500, logger: silentLogger });
+  const slots = () => client().zrange(setupKey('two'), '0', '-1');
+
+  it('taken near the limit, given back when the call fails, moved to its record when it is answered', async () => {
+    const r = recorder();
+    try {
+      await until('the master reachable', 5000, async () => (await r.takeSlot('probe', 'free', 500)).taken === true);
+      expect(await r.takeSlot('c1', 'two', 500)).toEqual({ taken: true, inUse: 1 });
+      r.holdSlot('c2', 'two');
+      await until('the memory admission written', 5000, async () => (await slots()).length === 2);
+      expect(await r.takeSlot('c3', 'two', 500)).toEqual({ taken: false, inUse: 2 });
+      // c1 fails (never answered): its slot goes back.
+      r.ended('c1');
+      await until('the slot of the failed call given back', 5000, async () => (await slots()).join() === 'c2');
+      // c2 is answered: its record holds the channel, its slot goes.
+      r.routed('c2', 'two', undefined);
+      r.answered('c2');
+      await until('the slot moved to the record', 5000, async () => (await slots()).length === 0 && (await client().hlen(callsKey('two'))) === 1);
+      expect(await r.takeSlot('c3', 'two', 500)).toEqual({ taken: true, inUse: 2 });
+    } finally {
+      await r.stop();
+    }
+  });
+
+  it('renewed while the call rings; lapse once the process is gone', async () => {
+    const r = recorder(600);
+    await until('the master reachable', 5000, async () => (await r.takeSlot('c1', 'two', 500)).taken === true);
+    // Several times its TTL: still held, renewed at each liveness renewal.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(await take('two', 'c9')).toEqual([1, 2]);
+    await client().zrem(setupKey('two'), 'c9');
+    await r.stop();
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(await take('two', 'c9')).toEqual([1, 1]);
+    expect(await slots()).toEqual(['c9']);
+  });
+});
