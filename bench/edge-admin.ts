@@ -24,12 +24,14 @@ export async function localCopyCounts(adminUrl: string): Promise<{ hits: number;
   return { hits: sumOfSeries(text, name, 'result="hit"'), misses: sumOfSeries(text, name, 'result="miss"') };
 }
 
-/** Pure part of metricSum: sample lines `name value` or `name{labels} value`, optionally only those whose labels contain `label`. */
-export function sumOfSeries(text: string, name: string, label?: string): number {
+/** Pure part of metricSum: sample lines `name value` or `name{labels} value`, optionally only those whose labels contain `label` (each of them). */
+export function sumOfSeries(text: string, name: string, label?: string | string[]): number {
+  const labels = label === undefined ? [] : [label].flat();
   let sum = 0;
   for (const line of text.split('\n')) {
     if (!line.startsWith(name) || (line[name.length] !== ' ' && line[name.length] !== '{')) continue;
-    if (label !== undefined && !line.slice(name.length, line.indexOf('}') + 1).includes(label)) continue;
+    const block = line.slice(name.length, line.indexOf('}') + 1);
+    if (!labels.every((l) => block.includes(l))) continue;
     const value = Number(line.slice(line.lastIndexOf(' ') + 1));
     if (Number.isFinite(value)) sum += value;
   }

@@ -12,6 +12,7 @@
  * | balance             | prepaid credit left; absent means not credit-limited | decimal           |
  * | rate                | price per minute of one call                         | decimal >= 0      |
  * | max_channels        | most calls in progress at once; absent: no limit     | integer >= 0      |
+ * | max_cps             | most calls admitted in any second; absent: the config's default (`limits.default_max_cps`) | integer >= 0 |
  * | route               | route group the calls go to; absent: `default`       | name              |
  * | sip_password        | digest password, when the account authenticates      | text (secret)     |
  *
@@ -29,6 +30,8 @@ export interface Account {
   rate?: number;
   /** Most calls in progress at once; undefined means no limit. */
   maxChannels?: number;
+  /** Most calls admitted in any one second; undefined: the deployment's default. */
+  maxCps?: number;
   /** Route group name. */
   route: string;
   /** Digest password; a secret: never logged (the logger redacts `sipPassword`). */
@@ -87,6 +90,8 @@ export function parseAccount(id: string, fields: Record<string, string>): Accoun
   }
   const maxChannels = optional(fields, 'max_channels', COUNT, Number);
   if (maxChannels !== undefined) account.maxChannels = maxChannels;
+  const maxCps = optional(fields, 'max_cps', COUNT, Number);
+  if (maxCps !== undefined) account.maxCps = maxCps;
   if (fields.credit_block_reason !== undefined) account.creditBlockReason = fields.credit_block_reason;
   if (fields.sip_password !== undefined) account.sipPassword = fields.sip_password;
   return account;
@@ -100,6 +105,7 @@ export interface AccountInput {
   balance?: number | string;
   rate?: number | string;
   max_channels?: number;
+  max_cps?: number;
   route?: string;
   /** Extra fields written as they are (e.g. raw bad values in tests). */
   [field: string]: unknown;

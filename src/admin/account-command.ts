@@ -12,7 +12,9 @@ import { BLOCKED_BY_FIELD, EVIDENCE_FIELD } from '../control/projection.js';
 import { silentLogger } from '../log.js';
 import { redactFields } from './edge-routes.js';
 import { splitHostPort } from '../config/host-port.js';
-import { ACCOUNT_ID_PATTERN, accountKey, DATASET_KEY } from '../redis/keys.js';
+import type { Redis } from 'ioredis';
+import { RATE_WINDOW_MS } from '../calls/call-rate.js';
+import { ACCOUNT_ID_PATTERN, accountKey, callsKey, DATASET_KEY, rateKey, setupKey } from '../redis/keys.js';
 
 /**
  * `credit-edge account show|set|block|unblock`: operators' changes to account hashes, written on
@@ -22,8 +24,8 @@ import { ACCOUNT_ID_PATTERN, accountKey, DATASET_KEY } from '../redis/keys.js';
  */
 
 /** Fields an operator sets with `account set`; credit_blocked goes through block/unblock (with a reason). */
-export const SETTABLE_FIELDS = ['enabled', 'balance', 'rate', 'max_channels', 'route', 'sip_password'] as const;
-const UNSETTABLE_FIELDS = new Set(['balance', 'rate', 'max_channels', 'route', 'sip_password']);
+export const SETTABLE_FIELDS = ['enabled', 'balance', 'rate', 'max_channels', 'max_cps', 'route', 'sip_password'] as const;
+const UNSETTABLE_FIELDS = new Set(['balance', 'rate', 'max_channels', 'max_cps', 'route', 'sip_password']);
 const BLOCK_FIELDS = ['credit_block_reason', BLOCKED_BY_FIELD, EVIDENCE_FIELD];
 const OPERATOR_MARK = 'operator';
 const AUDIT_MAX_LEN = 100_000;
@@ -187,14 +189,18 @@ export function registerAccountCommand(program: Command): void {
           verdict = `unknown to the edge: ${(err as Error).message}`;
         }
         const shown = redactFields(fields);
-        if (opts.json) process.stdout.write(JSON.stringify({ id, fields: shown, verdict }, null, 2) + '\n');
-        else process.stdout.write([`account ${id} (${verdict})`, ...Object.entries(shown).sort().map(([k, v]) => `  ${k}: ${v}`)].join('\n') + '\n');
+        const inUse = await limitsInUse(master.client, id);
+        if (opts.json) process.stdout.write(JSON.stringify({ id, fields: shown, verdict, in_use: inUse }, null, 2) + '\n');
+        else
+          process.stdout.write(
+            [`account ${id} (${verdict})`, ...Object.entries(shown).sort().map(([k, v]) => `  ${k}: ${v}`), `  channels in use: ${inUse.channels} (${inUse.answered} answered, ${inUse.setting_up} being set up)`, `  calls admitted in the last second: ${inUse.calls_last_second}`].join('\n') + '\n',
+          );
       });
     });
 
   account
     .command('set')
-    .description('set fields (enabled, balance, rate, max_channels, route, sip_password); refused if the edge could not parse the result')
+    .description('set fields (enabled, balance, rate, max_channels, max_cps, route, sip_password); refused if the edge could not parse the result')
     .argument('<id>', 'account id', checkId)
     .argument('[field=value...]', 'fields to set, e.g. balance=12.50 max_channels=10')
     .option(...configOption)
@@ -241,4 +247,13 @@ export function registerAccountCommand(program: Command): void {
         process.stdout.write(line + ': unblocked\n');
       });
     });
+}
+
+/** What the account uses of its limits now, as the master counts it (all edges). */
+async function limitsInUse(client: Redis, id: string): Promise<{ channels: number; answered: number; setting_up: number; calls_last_second: number }> {
+  const [seconds, micros] = await client.time();
+  const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  const replies = ((await client.multi().hlen(callsKey(id)).zcount(setupKey(id), now, '+inf').zcount(rateKey(id), now - RATE_WINDOW_MS, '+inf').exec()) ?? []) as [unknown, number][];
+  const [answered, settingUp, lastSecond] = replies.map(([, n]) => n) as [number, number, number];
+  return { channels: answered + settingUp, answered, setting_up: settingUp, calls_last_second: lastSecond };
 }

@@ -44,8 +44,8 @@ export class EdgeMetrics {
   readonly callsCut: Counter<'outcome'>;
   /** From the controller's decision to both parties confirming the BYE. */
   readonly cutSeconds: Histogram;
-  /** Admissions of calls of channel-limited accounts, by how their channel was taken (src/edge/channel-admission.ts). */
-  readonly channelAdmissions: Counter<'path'>;
+  /** Admissions of calls of limited accounts, by limit and by where they were decided (src/edge/channel-admission.ts, rate-admission.ts). */
+  readonly limitAdmissions: Counter<'limit' | 'path'>;
   private readonly replicaHealth: Gauge<'replica' | 'state'>;
   private readonly replicaLag: Gauge<'replica'>;
   private readonly cacheEntries: Gauge;
@@ -89,10 +89,10 @@ export class EdgeMetrics {
       registers,
     });
     this.cutSeconds = new Histogram({ name: 'credit_edge_cut_seconds', help: "From the controller's decision to both parties confirming the BYE", buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30], registers });
-    this.channelAdmissions = new Counter({
-      name: 'credit_edge_channel_admissions_total',
-      help: 'Calls of accounts with max_channels admitted by path: memory (far below the limit), master (the slot taken atomically on the master), master-full (refused there), fallback (the master did not answer in time: the edge counted alone)',
-      labelNames: ['path'],
+    this.limitAdmissions = new Counter({
+      name: 'credit_edge_limit_admissions_total',
+      help: 'Calls of limited accounts (limit: channels, cps) by where they were decided: memory (well within the limit), master (taken atomically there), master-full (refused there), full (refused from memory: this edge alone reached max_cps), fallback (the master did not answer in time: the edge decided alone)',
+      labelNames: ['limit', 'path'],
       registers,
     });
 

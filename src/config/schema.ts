@@ -114,15 +114,17 @@ export const configSchema = z.strictObject({
 
   responses: z.partialRecord(z.enum(verdicts), rejection).default({}),
   channel_fail_policy: z.enum(['last-seen', 'allow', 'reject']).default('last-seen'),
-  /** The channel limit across edges (src/edge/channel-admission.ts); with calls_in_progress only. */
-  channel_limit: z
+  /** Limits that hold across edges (src/edge/channel-admission.ts, src/edge/rate-admission.ts); shared through the master, with calls_in_progress only. */
+  limits: z
     .strictObject({
-      /** A call is admitted from memory while its account's count stays within this part of the edge's share of the limit (limit / the edges present); past it, its channel is taken on the master. */
+      /** A call is admitted from memory while its account's count, with it, stays within this part of the edge's share of the limit (limit / the edges present); past it, it is admitted on the master. */
       memory_share: z.number().min(0).max(1).default(0.5),
-      /** ... and only when decided within this many ms of reaching the edge: a slow decision read an older count. */
+      /** A channel is taken from memory only when the call is decided within this many ms of reaching the edge: a slow decision read an older count. */
       fresh_ms: positiveMs.default(5),
-      /** The master's answer to a slot is awaited this long; then the edge decides on its own count (channel_fail_policy: reject refuses instead). */
+      /** The master's answer is awaited this long; then the edge decides alone (channels: channel_fail_policy; calls per second: admitted). */
       master_timeout_ms: positiveMs.default(100),
+      /** Calls per second of an account that has no max_cps of its own; absent: no limit. */
+      default_max_cps: z.number().int().nonnegative().optional(),
     })
     .prefault({}),
   /** Adds X-Credit-Decision to responses, for operators' debugging. */

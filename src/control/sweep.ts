@@ -188,7 +188,7 @@ export class Sweep {
     const orphans = new Set<string>();
     for (const key of keys) {
       const of = accountOfKey(key);
-      if (of) (of.orphan ? orphans : owned).add(of.id);
+      if (of && !of.expires) (of.orphan ? orphans : owned).add(of.id);
     }
     for (const id of owned) orphans.delete(id);
     const full = (this.passes + 1) % this.s.fullEvery === 0;

@@ -19,6 +19,7 @@ const accountSchema = z.looseObject({
   balance: z.union([z.number(), z.string()]).optional(),
   rate: z.union([z.number(), z.string()]).optional(),
   max_channels: z.number().int().nonnegative().optional(),
+  max_cps: z.number().int().nonnegative().optional(),
   route: z.string().optional(),
 });
 

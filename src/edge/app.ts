@@ -8,13 +8,14 @@ import type { AccountReader } from '../accounts/reader.js';
 import type { StaleCache } from '../accounts/stale-cache.js';
 import type { EdgeMetrics } from '../admin/metrics.js';
 import { fixedShapeLogger, type Logger } from '../log.js';
-import { accountOnRecord, creditCutReason, decide, overloadRejection, rejection, shuttingDownRejection, type Basis, type Decision, type RejectDecision } from '../policy/decide.js';
+import { accountOnRecord, creditCutReason, decide, overloadRejection, rejection, shuttingDownRejection, type Basis, type CallsInProgress, type Decision, type RejectDecision, type RouteDecision } from '../policy/decide.js';
 import type { Rules } from '../policy/rules.js';
 import { CallEnder, seenDialog, type EndOutcome, type RequestSender } from './call-ender.js';
 import type { CallRecorder } from './call-records.js';
 import type { LocalCallsInProgress } from './calls-in-progress.js';
 import { callsInProgressOf } from './channel-count.js';
 import type { ChannelAdmission, InviteUnderWay } from './channel-admission.js';
+import type { RateAdmission } from './rate-admission.js';
 import { challengeHeader, createNonce, verifyDigest, type DigestCredentials } from './digest.js';
 import type { Identifier, Identity } from './identify.js';
 
@@ -30,6 +31,8 @@ export interface EdgeOptions {
   records?: CallRecorder;
   /** The channel limit across edges (with records only); absent: this edge's own count decides. */
   channels?: ChannelAdmission;
+  /** The calls-per-second limit across edges (with records only); absent: none. */
+  rate?: RateAdmission;
   /** Above this many INVITEs being decided, answer 503 at once, before any Redis work. */
   maxInFlight: number;
   digest: { realm: string; nonceSecret: string; maxNonceAgeMs: number };
@@ -169,9 +172,20 @@ export class EdgeApp {
     if (state.lookup.outcome === 'unknown') this.o.metrics.unknownLookups.inc({ cause: state.lookup.cause });
     const callsInProgress = callsInProgressOf(state, this.o.calls.count(accountId));
     const decision = decide({ ...state, callsInProgress }, this.o.rules);
-    // The common case stays synchronous: no channel limit, or no records to share it through.
-    if (decision.action === 'reject' || decision.account.maxChannels === undefined || !this.o.channels) return decision;
-    return this.o.channels.admit(call, decision, callsInProgress, this.o.rules);
+    if (decision.action === 'reject') return decision;
+    return this.admitWithinLimits(call, decision, callsInProgress);
+  }
+
+  /** The limits shared across edges: the channel first, then the call rate (a call refused for its rate gives its channel back). */
+  private async admitWithinLimits(call: InviteUnderWay, decision: RouteDecision, callsInProgress: CallsInProgress): Promise<Decision> {
+    const { channels, rate, rules } = this.o;
+    let admitted: Decision = decision;
+    if (channels && decision.account.maxChannels !== undefined) admitted = await channels.admit(call, decision, callsInProgress, rules);
+    if (admitted.action === 'route' && rate?.limitOf(decision) !== undefined) {
+      admitted = await rate.admit(call, decision, rules);
+      if (admitted.action === 'reject') this.callOver(call.callId);
+    }
+    return admitted;
   }
 
   /** Gating off, for the benchmark's baseline: the same path minus the lookup and the decision table. */

@@ -397,6 +397,11 @@ export class CallRecorder {
     return Math.max(50, Math.floor(this.o.livenessTtlMs / 3));
   }
 
+  /** The edge's connection to the current master (it follows Sentinel), for the other writes the edge makes there. */
+  get master(): Redis {
+    return this.client;
+  }
+
   /** The account of a call this process answered and has not ended; undefined for any other. */
   accountOf(callId: string): string | undefined {
     return this.active.get(callId)?.account;

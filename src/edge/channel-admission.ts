@@ -68,20 +68,20 @@ export class ChannelAdmission {
     this.o.calls.add(decision.account.id, callId);
     if (channelPath(limit, inUse, records.sharingEdges(), performance.now() - started, this.settings) === 'memory') {
       records.holdSlot(callId, decision.account.id);
-      metrics.channelAdmissions.inc({ path: 'memory' });
+      metrics.limitAdmissions.inc({ limit: 'channels', path: 'memory' });
       return decision;
     }
     const answer = await records.takeSlot(callId, decision.account.id, this.settings.masterTimeoutMs);
     if (answer.taken === true) {
-      metrics.channelAdmissions.inc({ path: 'master' });
+      metrics.limitAdmissions.inc({ limit: 'channels', path: 'master' });
       return decision;
     }
     if (answer.taken === false) {
-      metrics.channelAdmissions.inc({ path: 'master-full' });
+      metrics.limitAdmissions.inc({ limit: 'channels', path: 'master-full' });
       logger.info({ callId, account: decision.account.id, limit, inUse: answer.inUse }, 'channel limit reached on the master');
       return this.refuse(callId, decision, rules);
     }
-    metrics.channelAdmissions.inc({ path: 'fallback' });
+    metrics.limitAdmissions.inc({ limit: 'channels', path: 'fallback' });
     logger.warn({ callId, account: decision.account.id, limit, inUse, why: answer.why }, "channel slot not taken on the master: decided on this edge's count");
     if (rules.channelFailPolicy === 'reject') return this.refuse(callId, decision, rules);
     records.holdSlot(callId, decision.account.id);

@@ -1,7 +1,7 @@
 import { keyUnder, splitChanges, type ApplyResult } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { absenceGuardSettingsOf, channelAdmissionSettingsOf, identifierOf, localCopyTimingsOf, proxyOptionsOf, rulesOf, type RunningEdge } from './start.js';
+import { absenceGuardSettingsOf, channelAdmissionSettingsOf, identifierOf, rateAdmissionSettingsOf, localCopyTimingsOf, proxyOptionsOf, rulesOf, type RunningEdge } from './start.js';
 
 /**
  * Applies a reloaded config to a running edge without dropping a call or a SIP transaction: the
@@ -24,7 +24,7 @@ const LIVE = [
   'proxy',
   'responses',
   'channel_fail_policy',
-  'channel_limit',
+  'limits',
   'decision_header',
   'overload',
   'shutdown',
@@ -56,7 +56,10 @@ export function applyConfig(edge: RunningEdge, current: Config, next: Config, lo
   });
   if (touched('absence_guard') || touched('cache.max_stale_ms')) edge.guard.setSettings(absenceGuardSettingsOf(next));
   if (touched('local_copy') || touched('lookup')) edge.localCopy?.setTimings(localCopyTimingsOf(next));
-  if (touched('channel_limit')) edge.channels?.setSettings(channelAdmissionSettingsOf(next));
+  if (touched('limits')) {
+    edge.channels?.setSettings(channelAdmissionSettingsOf(next));
+    edge.rate?.setSettings(rateAdmissionSettingsOf(next));
+  }
   if (touched('log_level')) logger.level = next.log_level;
   return { applied, needsRestart };
 }

@@ -17,6 +17,7 @@ import type { Rules } from '../policy/rules.js';
 import { EdgeApp, type EdgeOptions } from './app.js';
 import { CallRecorder } from './call-records.js';
 import { ChannelAdmission, type ChannelAdmissionSettings } from './channel-admission.js';
+import { RateAdmission, type RateAdmissionSettings } from './rate-admission.js';
 import { CutOrderRunner } from './cut-orders.js';
 import { LocalCallsInProgress } from './calls-in-progress.js';
 import { Identifier } from './identify.js';
@@ -42,6 +43,8 @@ export interface RunningEdge {
   cuts?: CutOrderRunner;
   /** The channel limit across edges (with records only). */
   channels?: ChannelAdmission;
+  /** The calls-per-second limit across edges (with records only). */
+  rate?: RateAdmission;
   metrics: EdgeMetrics;
   /** Connected to the SIP server, and a replica in sync or a warm cache to decide with; not draining. */
   ready(): boolean;
@@ -73,8 +76,13 @@ export function absenceGuardSettingsOf(config: Config): AbsenceGuardSettings {
 }
 
 export function channelAdmissionSettingsOf(config: Config): ChannelAdmissionSettings {
-  const c = config.channel_limit;
-  return { memoryShare: c.memory_share, freshMs: c.fresh_ms, masterTimeoutMs: c.master_timeout_ms };
+  const l = config.limits;
+  return { memoryShare: l.memory_share, freshMs: l.fresh_ms, masterTimeoutMs: l.master_timeout_ms };
+}
+
+export function rateAdmissionSettingsOf(config: Config): RateAdmissionSettings {
+  const l = config.limits;
+  return { memoryShare: l.memory_share, masterTimeoutMs: l.master_timeout_ms, ...(l.default_max_cps !== undefined && { defaultMaxCps: l.default_max_cps }) };
 }
 
 export function localCopyTimingsOf(config: Config): Pick<LocalCopyOptions, 'maxAgeMs' | 'proofMaxAgeMs'> {
@@ -156,6 +164,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
     : undefined;
   const { identify } = config;
   const channels = records ? new ChannelAdmission(channelAdmissionSettingsOf(config), { records, calls, metrics, logger: logger.child({ component: 'channels' }) }) : undefined;
+  const rate = records ? new RateAdmission(rateAdmissionSettingsOf(config), { master: records.master, sharingEdges: () => records.sharingEdges(), metrics, logger: logger.child({ component: 'call-rate' }) }) : undefined;
 
   const srf = new Srf();
   const app = new EdgeApp(srf, {
@@ -168,6 +177,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
     calls,
     ...(records && { records }),
     ...(channels && { channels }),
+    ...(rate && { rate }),
     maxInFlight: config.overload.max_in_flight,
     // A fresh secret per process: a challenge is answered to the edge that sent it.
     digest: { realm: identify.digest_realm, nonceSecret: crypto.randomBytes(32).toString('hex'), maxNonceAgeMs: 300_000 },
@@ -223,6 +233,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
     ...(records && { records }),
     ...(cuts && { cuts }),
     ...(channels && { channels }),
+    ...(rate && { rate }),
     metrics,
     connected,
     ready: () => !app.isDraining && isConnected && (pool.replicas.some((r) => r.inSync) || cache.size > 0),
@@ -251,6 +262,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
       }
       warmer?.stop();
       cuts?.stop();
+      rate?.stop();
       await sharedHold.stop();
       await records?.stop();
       await pool.close();

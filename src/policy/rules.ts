@@ -16,6 +16,7 @@ export type Verdict =
   | 'account-disabled'
   | 'out-of-credit'
   | 'channel-limit'
+  | 'call-rate'
   | 'unknown-account'
   | 'state-unknown'
   | 'no-route'
@@ -48,6 +49,10 @@ export const DEFAULT_REJECTIONS: Rejections = {
   'out-of-credit': { status: 403, phrase: 'Out Of Call Credit', q850: 52 },
   // Q.850 34: no circuit/channel available.
   'channel-limit': { status: 403, phrase: 'Channel Limit Reached', q850: 34 },
+  // Q.850 47: resource unavailable. A 403, not a 503: a 503 makes the caller's carrier leave this
+  // whole edge alone for Retry-After (RFC 3261 21.5.4), every account with it, for one account's
+  // dialer; and the count is known, so the answer is authoritative.
+  'call-rate': { status: 403, phrase: 'Call Rate Limit Reached', q850: 47 },
   'unknown-account': { status: 403, phrase: 'Forbidden', q850: 21 },
   // Q.850 41: temporary failure. A short Retry-After lets the caller's carrier fail over now
   // without shunning this edge for long.

@@ -7,6 +7,7 @@
  * | `calls:{account}`              | hash   | Call-ID -> call record (JSON), one field per call in progress    |
  * | `calls-total:{account}`        | hash   | totals of the account's call records (src/calls/totals.ts)       |
  * | `calls-setup:{account}`        | zset   | Call-ID -> expiry (ms): channels taken by calls not answered yet  |
+ * | `calls-rate:{account}`         | zset   | Call-ID -> when admitted (ms): the last second's admissions       |
  * | `calls:index:accounts`         | set    | accounts that have (or just had) a `calls:{account}` hash        |
  * | `calls:index:edges`            | set    | `{node}:{instance}` of every edge process with records           |
  * | `calls:edge:{node}:{instance}` | hash   | Call-ID -> account, the records that edge process carries        |
@@ -24,7 +25,7 @@
  * | `credit-edge:layout`           | string | the key layout's version (`3`), set by the controller's migration |
  *
  * **Why no account id can reach a shared key.** A per-account key is one of the prefixes
- * `account:`, `calls:`, `calls-total:`, `calls-setup:` followed by the id, and an id never holds a colon
+ * `account:`, `calls:`, `calls-total:`, `calls-setup:`, `calls-rate:` followed by the id, and an id never holds a colon
  * (ACCOUNT_ID_PATTERN). Every shared key under one of those prefixes holds a colon after it
  * (`calls:index:...`, `calls:edge:...`, `calls:cut:...`), and every other shared key starts otherwise. So whatever
  * the id, an account's keys are its own (test/unit/keys.test.ts checks it for every id the pattern
@@ -39,6 +40,7 @@ export const ACCOUNT_KEY_PREFIX = 'account:';
 export const CALLS_KEY_PREFIX = 'calls:';
 export const TOTALS_PREFIX = 'calls-total:';
 export const SETUP_PREFIX = 'calls-setup:';
+export const RATE_PREFIX = 'calls-rate:';
 
 export function accountKey(id: string): string {
   return ACCOUNT_KEY_PREFIX + id;
@@ -50,6 +52,11 @@ export function callsKey(accountId: string): string {
 
 export function totalsKey(accountId: string): string {
   return TOTALS_PREFIX + accountId;
+}
+
+/** The calls an account was admitted in the last second (src/calls/call-rate.ts). */
+export function rateKey(accountId: string): string {
+  return RATE_PREFIX + accountId;
 }
 
 /** The channels an account's calls hold while they are set up (src/calls/channel-slots.ts). */
@@ -118,16 +125,21 @@ export const SHARED_KEYS = [
 /**
  * The account a key belongs to, and whether it is its hash (the visit that counts) or its records
  * or totals (visited only when the account hash is gone: calls of an account that does not exist).
- * A shared key belongs to none: what follows its prefix holds a colon, which no id does.
+ * `expires`: a key that lapses by itself (channel slots, the call-rate window): the sweep leaves
+ * it alone. A shared key belongs to none: what follows its prefix holds a colon, which no id does.
  */
-export function accountOfKey(key: string): { id: string; orphan: boolean } | undefined {
+export function accountOfKey(key: string): { id: string; orphan: boolean; expires?: true } | undefined {
   let id: string | undefined;
   let orphan = true;
+  let expires = false;
   if (key.startsWith(ACCOUNT_KEY_PREFIX)) {
     id = key.slice(ACCOUNT_KEY_PREFIX.length);
     orphan = false;
   } else if (key.startsWith(TOTALS_PREFIX)) id = key.slice(TOTALS_PREFIX.length);
-  else if (key.startsWith(SETUP_PREFIX)) id = key.slice(SETUP_PREFIX.length);
-  else if (key.startsWith(CALLS_KEY_PREFIX)) id = key.slice(CALLS_KEY_PREFIX.length);
-  return id !== undefined && ACCOUNT_ID_PATTERN.test(id) ? { id, orphan } : undefined;
+  else if (key.startsWith(SETUP_PREFIX) || key.startsWith(RATE_PREFIX)) {
+    id = key.slice(key.indexOf(':') + 1);
+    expires = true;
+  } else if (key.startsWith(CALLS_KEY_PREFIX)) id = key.slice(CALLS_KEY_PREFIX.length);
+  if (id === undefined || !ACCOUNT_ID_PATTERN.test(id)) return undefined;
+  return expires ? { id, orphan, expires } : { id, orphan };
 }

@@ -266,9 +266,14 @@ describe('credit-edge account (through Sentinel to the master)', () => {
     const audit = await topology.master.client.xrevrange(AUDIT_STREAM, '+', '-', 'COUNT', 2);
     expect(audit.map(([, f]) => f[f.indexOf('action') + 1])).toEqual(['unblock', 'block']);
 
+    await cli(['account', 'set', 'acct-secret', 'max_cps=5', ...cfg()]);
     const { out } = await cli(['account', 'show', 'acct-secret', ...cfg()]);
     expect(out).toContain('account acct-secret (valid)');
     expect(out).toContain('sip_password: [redacted]');
+    // Its limits and what it uses of them now, all edges, as the master counts.
+    expect(out).toContain('max_cps: 5');
+    expect(out).toContain('channels in use: 0 (0 answered, 0 being set up)');
+    expect(out).toContain('calls admitted in the last second: 0');
     expect(out).not.toContain('never-show-me-1');
     await expect(cli(['account', 'show', 'acct-missing', ...cfg()])).rejects.toThrow(/no account acct-missing/);
   });

@@ -89,8 +89,9 @@ describe("the limits run's counts, from the callers' traces", () => {
     expect(mostOverlapping([call(0), call(1, 5, 6)])).toBe(1);
   });
 
-  it('the most INVITEs inside one second', () => {
-    expect(mostInOneSecond([call(0), call(500), call(999), call(1000), call(1999)])).toBe(3);
+  it('the most instants inside one sliding second', () => {
+    expect(mostInOneSecond([0, 500_000, 999_000, 1_000_000, 1_999_000])).toBe(3);
+    expect(mostInOneSecond([1_000_000, undefined, 0])).toBe(1);
     expect(mostInOneSecond([])).toBe(0);
   });
 });

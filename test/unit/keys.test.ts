@@ -5,6 +5,7 @@ import {
   ACCOUNT_ID_PATTERN,
   accountKey,
   accountOfKey,
+  rateKey,
   setupKey,
   callsKey,
   CUT_ORDERS_PREFIX,
@@ -27,7 +28,7 @@ const accountId = fc.oneof(
   fc.constantFrom('accounts', 'edges', 'layout', 'index', 'edge', 'total', 'dataset', 'lease', 'blocked', 'runs-dry-at', 'credit', 'controller', 'audit'),
 );
 const nodeId = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/);
-const perAccount = [accountKey, callsKey, totalsKey, setupKey];
+const perAccount = [accountKey, callsKey, totalsKey, setupKey, rateKey];
 
 /** Whether `key` is one of the product's shared keys (fixed or per edge). */
 function isShared(key: string): boolean {
@@ -65,6 +66,11 @@ describe('the key space', () => {
     expect(accountOfKey('calls:acme')).toEqual({ id: 'acme', orphan: true });
     expect(accountOfKey('calls-total:acme')).toEqual({ id: 'acme', orphan: true });
     expect(accountOfKey('calls:index:accounts')).toBeUndefined();
+  });
+
+  it('the sweep leaves alone the keys that lapse by themselves: channel slots and the call-rate window', () => {
+    expect(accountOfKey('calls-setup:acme')).toEqual({ id: 'acme', orphan: true, expires: true });
+    expect(accountOfKey('calls-rate:acme')).toEqual({ id: 'acme', orphan: true, expires: true });
   });
 
   it('the old shared names are free for accounts so named; the new names are not the old ones', () => {

@@ -1,20 +1,25 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { TAKE_RATE_LUA } from '../../src/calls/call-rate.js';
 import { TAKE_SLOT_LUA, SLOT_KEY_COUNT, takeSlotArgs } from '../../src/calls/channel-slots.js';
 import { startTopology, type Topology } from '../../src/dev/topology.js';
 import { CallRecorder } from '../../src/edge/call-records.js';
 import { silentLogger } from '../../src/log.js';
-import { callsKey, setupKey } from '../../src/redis/keys.js';
+import { callsKey, rateKey, setupKey } from '../../src/redis/keys.js';
 import { until } from '../helpers/controller.js';
 
 /**
- * The channel slot on a real master (src/calls/channel-slots.ts): what two edges near an
- * account's limit rely on so that they never both take its last channel.
+ * The limits' steps on a real master: the channel slot (src/calls/channel-slots.ts), what two
+ * edges near an account's limit rely on so that they never both take its last channel, and the
+ * calls-per-second window (src/calls/call-rate.ts), so that together they never admit more than
+ * max_cps in any second.
  */
 
 let topology: Topology;
 const client = () => topology.master.client;
 const take = (account: string, callId: string, o: { ttlMs?: number; check?: boolean } = {}) =>
   client().eval(TAKE_SLOT_LUA, SLOT_KEY_COUNT, ...takeSlotArgs(account, callId, o.ttlMs ?? 10_000, o.check ?? true)) as Promise<[number, number]>;
+const takeRate = (callId: string, maxCps: number, check = true) => client().eval(TAKE_RATE_LUA, 1, rateKey('acct'), callId, maxCps, check ? 'check' : '') as Promise<[number, number]>;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 beforeAll(async () => {
   topology = await startTopology({ replicas: 1, sentinels: 1 });
@@ -43,7 +48,7 @@ describe('a channel slot taken on the master', () => {
     expect(await take('two', 'c1', { ttlMs: 50 })).toEqual([1, 1]);
     expect(await take('two', 'c2', { ttlMs: 50 })).toEqual([1, 2]);
     expect(await take('two', 'c3')).toEqual([0, 2]);
-    await new Promise((resolve) => setTimeout(resolve, 80));
+    await sleep(80);
     expect(await take('two', 'c3')).toEqual([1, 1]);
   });
 
@@ -85,12 +90,39 @@ describe("an edge's slots", () => {
     const r = recorder(600);
     await until('the master reachable', 5000, async () => (await r.takeSlot('c1', 'two', 500)).taken === true);
     // Several times its TTL: still held, renewed at each liveness renewal.
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await sleep(1500);
     expect(await take('two', 'c9')).toEqual([1, 2]);
     await client().zrem(setupKey('two'), 'c9');
     await r.stop();
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    await sleep(700);
     expect(await take('two', 'c9')).toEqual([1, 1]);
     expect(await slots()).toEqual(['c9']);
+  });
+});
+
+describe('the last second of admissions on the master', () => {
+  it('takes calls while fewer than max_cps were admitted in the last second, then refuses; a call admitted from memory is always added', async () => {
+    expect(await takeRate('c1', 2)).toEqual([1, 1]);
+    expect(await takeRate('c2', 2)).toEqual([1, 2]);
+    expect(await takeRate('c3', 2)).toEqual([0, 2]);
+    expect(await takeRate('c4', 2, false)).toEqual([1, 3]);
+    expect(await takeRate('c1', 5)).toEqual([1, 3]);
+  });
+
+  it('slides: a second after the first admissions there is room again, without waiting for a clock second to turn', async () => {
+    await takeRate('c1', 2);
+    await sleep(600);
+    await takeRate('c2', 2);
+    expect((await takeRate('c3', 2))[0]).toBe(0);
+    await sleep(450);
+    expect(await takeRate('c3', 2)).toEqual([1, 2]);
+    expect((await takeRate('c4', 2))[0]).toBe(0);
+  });
+
+  it('leaves nothing behind once an account stops calling', async () => {
+    await takeRate('c1', 2);
+    expect(await client().pttl(rateKey('acct'))).toBeGreaterThan(1000);
+    await sleep(2100);
+    expect(await client().exists(rateKey('acct'))).toBe(0);
   });
 });
