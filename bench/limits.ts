@@ -90,7 +90,7 @@ export async function runLimits(o: LimitsOptions, note: (line: string) => void):
     // Until the edges count each other, every call of a limited account goes to the master: the
     // bursts start once both admit from memory within their share.
     note('waiting for the edges to count each other (up to the liveness TTL)');
-    await until(async () => (await Promise.all(system!.edges.map((e) => metricSum(e.adminUrl, 'credit_edge_channel_sharing_edges')))).every((n) => n === system!.edges.length), 30_000);
+    await until(async () => (await Promise.all(system!.edges.map((e) => metricSum(e.adminUrl, 'credit_edge_limit_sharing_edges')))).every((n) => n === system!.edges.length), 30_000);
 
     const injection: string[][] = [];
     for (let r = 0; r < rounds; r++) for (const a of accounts) for (let k = 0; k < a.limit + EXTRA; k++) injection.push([a.id]);

@@ -195,8 +195,8 @@ export function channelsOf(...replies: [Error | null, unknown][]): number | unde
 }
 
 /**
- * The account as a read found it (a non-empty hash). `calls` is HLEN calls:{id} from the same
- * read, undefined when it failed: that leaves the count unknown, not the account. Throws
+ * The account as a read found it (a non-empty hash). `calls` is the channels in use from the same
+ * read (channelsOf), undefined when it failed: that leaves the count unknown, not the account. Throws
  * BadAccountValue when a field does not parse.
  */
 export function foundIn(replica: Replica, accountId: string, fields: Record<string, string>, calls: number | undefined, at: number): Found {

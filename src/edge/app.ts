@@ -168,21 +168,25 @@ export class EdgeApp {
     }
   }
 
-  private async decideOn(call: InviteUnderWay, accountId: string, state: AccountState): Promise<Decision> {
+  private decideOn(call: InviteUnderWay, accountId: string, state: AccountState): Decision | Promise<Decision> {
     if (state.lookup.outcome === 'unknown') this.o.metrics.unknownLookups.inc({ cause: state.lookup.cause });
     const callsInProgress = callsInProgressOf(state, this.o.calls.count(accountId));
     const decision = decide({ ...state, callsInProgress }, this.o.rules);
-    if (decision.action === 'reject') return decision;
-    return this.admitWithinLimits(call, decision, callsInProgress);
+    // The common case stays synchronous: a refusal, or an account with no limit shared across edges.
+    const { channels, rate } = this.o;
+    const limitedChannels = channels !== undefined && decision.action === 'route' && decision.account.maxChannels !== undefined;
+    const limitedRate = rate !== undefined && decision.action === 'route' && rate.limitOf(decision) !== undefined;
+    if (decision.action === 'reject' || (!limitedChannels && !limitedRate)) return decision;
+    return this.admitWithinLimits(call, decision, callsInProgress, limitedChannels, limitedRate);
   }
 
   /** The limits shared across edges: the channel first, then the call rate (a call refused for its rate gives its channel back). */
-  private async admitWithinLimits(call: InviteUnderWay, decision: RouteDecision, callsInProgress: CallsInProgress): Promise<Decision> {
+  private async admitWithinLimits(call: InviteUnderWay, decision: RouteDecision, callsInProgress: CallsInProgress, limitedChannels: boolean, limitedRate: boolean): Promise<Decision> {
     const { channels, rate, rules } = this.o;
     let admitted: Decision = decision;
-    if (channels && decision.account.maxChannels !== undefined) admitted = await channels.admit(call, decision, callsInProgress, rules);
-    if (admitted.action === 'route' && rate?.limitOf(decision) !== undefined) {
-      admitted = await rate.admit(call, decision, rules);
+    if (limitedChannels) admitted = await channels!.admit(call, decision, callsInProgress, rules);
+    if (admitted.action === 'route' && limitedRate) {
+      admitted = await rate!.admit(call, decision, rules);
       if (admitted.action === 'reject') this.callOver(call.callId);
     }
     return admitted;

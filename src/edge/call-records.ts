@@ -120,8 +120,8 @@ export class CallRecorder {
     };
     const recorder = this;
     new Gauge({
-      name: 'credit_edge_channel_sharing_edges',
-      help: 'Edges sharing the channel limits, this one included (0 while not known for sure: every call of a channel-limited account then takes its channel on the master)',
+      name: 'credit_edge_limit_sharing_edges',
+      help: 'Edges sharing the limits (channels, calls per second), this one included (0 while not known for sure: every call of a limited account is then decided on the master)',
       registers,
       collect() {
         this.set(recorder.sharingEdges() ?? 0);
@@ -287,7 +287,10 @@ export class CallRecorder {
       const previous = await this.client.set(edgeAliveKey(this.o.node), this.instance, 'PX', this.o.livenessTtlMs, 'GET');
       const edges = await this.client.edgePresence(EDGES_PRESENT_KEY, this.o.node, this.o.livenessTtlMs);
       const now = Date.now();
-      this.presence = { edges, renewedAt: now, since: this.presence?.since ?? now };
+      // Lapsed (renewals failing for a TTL): the peers stopped counting this edge; they count it
+      // again only from their next renewal, so it is counted afresh from now.
+      const counted = this.presence && now - this.presence.renewedAt <= this.o.livenessTtlMs;
+      this.presence = { edges, renewedAt: now, since: counted ? this.presence!.since : now };
       // The slots of calls still ringing live as long as this process does.
       for (const [callId, account] of this.slots) this.enqueue({ kind: 'slot', callId, account });
       if (previous !== this.instance) {
@@ -382,10 +385,10 @@ export class CallRecorder {
   }
 
   /**
-   * How many edges share the channel limits (this one included), or undefined while that is not
-   * known for sure: until every peer has counted this edge (a liveness TTL after it was first
-   * counted: each renews three times in it), or once the last renewal is older than the TTL (a
-   * peer may have joined since).
+   * How many edges share the limits (this one included), or undefined while that is not known
+   * for sure: until every peer has counted this edge (a liveness TTL after it was first counted,
+   * or counted again after its presence lapsed: each renews three times in it), or once the last
+   * renewal is older than the TTL (a peer may have joined since).
    */
   sharingEdges(now = Date.now()): number | undefined {
     const p = this.presence;
