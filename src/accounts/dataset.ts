@@ -1,3 +1,5 @@
+import { MASTER_NOW_MS_LUA } from '../redis/master-clock.js';
+
 /**
  * The dataset marker: one hash on the master, `credit-edge:dataset`, that exists in every real
  * dataset and in no empty one. A replica in sync can be in sync with *nothing*: a master restarted
@@ -42,8 +44,8 @@ function count(raw: string | null | undefined): number {
   return Number.isSafeInteger(n) && n >= 0 ? n : 0;
 }
 
-const MASTER_NOW_MS = `local t = redis.call('TIME')
-local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))`;
+const MASTER_NOW_MS = `${MASTER_NOW_MS_LUA}
+local now = tostring(now_ms)`;
 
 /**
  * Lua: creates the marker only when there is none. KEYS[1]=DATASET_KEY; ARGV[1]=id, ARGV[2]=who,

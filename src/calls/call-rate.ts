@@ -1,3 +1,5 @@
+import { MASTER_NOW_MS_LUA } from '../redis/master-clock.js';
+
 /**
  * The calls an account was admitted in the last second, on the Redis master, so that a per-account
  * calls-per-second limit (`max_cps`) holds across edges. `calls-rate:{account}` is a sorted set:
@@ -17,12 +19,11 @@ export const RATE_WINDOW_MS = 1000;
  * Returns {1, admissions in the window with it} or {0, admissions in the window} when full.
  */
 export const TAKE_RATE_LUA = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ${RATE_WINDOW_MS})
+${MASTER_NOW_MS_LUA}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - ${RATE_WINDOW_MS})
 local count = redis.call('ZCARD', KEYS[1])
 if ARGV[3] == 'check' and count >= tonumber(ARGV[2]) then return {0, count} end
-if redis.call('ZADD', KEYS[1], now, ARGV[1]) == 1 then count = count + 1 end
+if redis.call('ZADD', KEYS[1], now_ms, ARGV[1]) == 1 then count = count + 1 end
 redis.call('PEXPIRE', KEYS[1], ${2 * RATE_WINDOW_MS})
 return {1, count}`;
 

@@ -1,4 +1,5 @@
 import { accountKey, callsKey, setupKey } from '../redis/keys.js';
+import { MASTER_NOW_MS_LUA } from '../redis/master-clock.js';
 
 /**
  * Channels held by calls being set up, on the Redis master, so that every edge counts the calls
@@ -27,9 +28,8 @@ export const SLOT_KEY_COUNT = 3;
  * limit is reached, {-1, 0} when the account has no hash on the master (the edge decides then).
  */
 export const TAKE_SLOT_LUA = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+${MASTER_NOW_MS_LUA}
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
 local held = redis.call('ZSCORE', KEYS[2], ARGV[1])
 local count = redis.call('HLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])
 if ARGV[3] == 'check' and not held then
@@ -38,7 +38,7 @@ if ARGV[3] == 'check' and not held then
   if limit and count >= limit then return {0, count} end
 end
 local ttl = tonumber(ARGV[2])
-redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])
+redis.call('ZADD', KEYS[2], now_ms + ttl, ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ttl)
 if held then return {1, count} end
 return {1, count + 1}`;
@@ -55,8 +55,7 @@ export function takeSlotArgs(accountId: string, callId: string, ttlMs: number, c
  * KEYS[1]=EDGES_PRESENT_KEY ARGV[1]=node ARGV[2]=ttl ms.
  */
 export const EDGE_PRESENCE_LUA = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+${MASTER_NOW_MS_LUA}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
+redis.call('ZADD', KEYS[1], now_ms + tonumber(ARGV[2]), ARGV[1])
 return redis.call('ZCARD', KEYS[1])`;

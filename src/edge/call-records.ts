@@ -6,6 +6,7 @@ import { callEndArgs, callStartArgs, defineCallScripts, parseCallRecord, type Ca
 import { EDGE_PRESENCE_LUA, SLOT_KEY_COUNT, TAKE_SLOT_LUA, takeSlotArgs } from '../calls/channel-slots.js';
 import { edgeMember } from '../calls/totals.js';
 import type { Logger } from '../log.js';
+import { answerWithin } from '../redis/master-clock.js';
 import { sentinelMasterClient } from '../redis/master-client.js';
 import { CALLS_INDEX_KEY, callsKey, cutOrdersKey, edgeAliveKey, edgeCallsKey, EDGES_PRESENT_KEY, setupKey } from '../redis/keys.js';
 
@@ -172,10 +173,8 @@ export class CallRecorder {
   async takeSlot(callId: string, account: string, timeoutMs: number): Promise<SlotAnswer> {
     if (this.client.status !== 'ready') return { taken: undefined, why: `master not connected (${this.client.status})` };
     this.slots.set(callId, account);
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, timeoutMs, 'late')));
     try {
-      const reply = await Promise.race([this.client.takeSlot(...takeSlotArgs(account, callId, this.o.livenessTtlMs, true)), late]);
+      const reply = await answerWithin(this.client.takeSlot(...takeSlotArgs(account, callId, this.o.livenessTtlMs, true)), timeoutMs);
       if (reply === 'late') return { taken: undefined, why: `no answer from the master within ${timeoutMs} ms` };
       const [taken, inUse] = reply;
       if (taken === -1) return { taken: undefined, why: 'no such account on the master' };
@@ -183,8 +182,6 @@ export class CallRecorder {
       return { taken: taken === 1, inUse } as SlotAnswer;
     } catch (err) {
       return { taken: undefined, why: (err as Error).message };
-    } finally {
-      clearTimeout(timer);
     }
   }
 

@@ -41,7 +41,7 @@ export function channelPath(limit: number, inUse: number, edges: number | undefi
 /**
  * The channel limit across edges (issue 22): the decision table has found the account under its
  * limit by this edge's count; this makes it exact. A call well within this edge's share is admitted at
- * once and its slot written in turn (so the other edges count it); any other takes its slot on
+ * once and its slot written at once, without waiting (so the other edges count it); any other takes its slot on
  * the master (one script: count records and slots, compare with `max_channels`, take) before it
  * is proxied, so two edges can never both take the last channel. When the master does not answer
  * in time the edge decides on its own count, as before (`channel_fail_policy: reject` refuses),

@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import { rejection, type Decision, type RouteDecision } from '../policy/decide.js';
 import type { Rules } from '../policy/rules.js';
 import { rateKey } from '../redis/keys.js';
+import { answerWithin } from '../redis/master-clock.js';
 import type { InviteUnderWay } from './channel-admission.js';
 
 export interface RateAdmissionSettings {
@@ -94,11 +95,10 @@ export class RateAdmission {
       metrics.limitAdmissions.inc({ limit: 'cps', path: 'memory' });
       return decision;
     }
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, this.settings.masterTimeoutMs, 'late')));
     try {
-      const reply = master.status === 'ready' ? await Promise.race([master.takeRate(rateKey(account), callId, maxCps, 'check'), late]) : 'late';
-      if (reply === 'late') throw new Error(master.status === 'ready' ? `no answer from the master within ${this.settings.masterTimeoutMs} ms` : `master not connected (${master.status})`);
+      if (master.status !== 'ready') throw new Error(`master not connected (${master.status})`);
+      const reply = await answerWithin(master.takeRate(rateKey(account), callId, maxCps, 'check'), this.settings.masterTimeoutMs);
+      if (reply === 'late') throw new Error(`no answer from the master within ${this.settings.masterTimeoutMs} ms`);
       this.seenOnMaster.set(account, { count: reply[1], at: performance.now() });
       if (reply[0] === 1) {
         metrics.limitAdmissions.inc({ limit: 'cps', path: 'master' });
@@ -111,8 +111,6 @@ export class RateAdmission {
       metrics.limitAdmissions.inc({ limit: 'cps', path: 'fallback' });
       logger.warn({ callId, account, maxCps, why: (err as Error).message }, 'call rate not checked on the master: admitted');
       return decision;
-    } finally {
-      clearTimeout(timer);
     }
   }
 
