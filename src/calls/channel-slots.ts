@@ -23,9 +23,12 @@ export const SLOT_KEY_COUNT = 3;
  * Lua, one atomic step: drops lapsed slots, then takes one for the call. With ARGV[3] = 'check'
  * only while the channels in use (records + slots) are fewer than the account's `max_channels` on
  * the master; otherwise always (a call admitted from memory, far below its limit, or a renewal).
- * KEYS: slotKeys(). ARGV[1]=Call-ID ARGV[2]=ttl ms ARGV[3]='check' or ''.
+ * An account with no hash on the master (its dataset lost, not yet re-provisioned, while the edges
+ * admit from their copies) is held to the limit the edge read, ARGV[4]: the edges still count
+ * each other's calls there.
+ * KEYS: slotKeys(). ARGV[1]=Call-ID ARGV[2]=ttl ms ARGV[3]='check' or '' ARGV[4]=the edge's limit.
  * Returns {1, channels in use with it} when taken (or already held), {0, channels in use} when the
- * limit is reached, {-1, 0} when the account has no hash on the master (the edge decides then).
+ * limit is reached.
  */
 export const TAKE_SLOT_LUA = `
 ${MASTER_NOW_MS_LUA}
@@ -33,8 +36,8 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
 local held = redis.call('ZSCORE', KEYS[2], ARGV[1])
 local count = redis.call('HLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])
 if ARGV[3] == 'check' and not held then
-  if redis.call('EXISTS', KEYS[3]) == 0 then return {-1, 0} end
-  local limit = tonumber(redis.call('HGET', KEYS[3], 'max_channels'))
+  local limit = tonumber(ARGV[4])
+  if redis.call('EXISTS', KEYS[3]) == 1 then limit = tonumber(redis.call('HGET', KEYS[3], 'max_channels')) end
   if limit and count >= limit then return {0, count} end
 end
 local ttl = tonumber(ARGV[2])
@@ -43,8 +46,9 @@ redis.call('PEXPIRE', KEYS[2], ttl)
 if held then return {1, count} end
 return {1, count + 1}`;
 
-export function takeSlotArgs(accountId: string, callId: string, ttlMs: number, check: boolean): (string | number)[] {
-  return [...slotKeys(accountId), callId, ttlMs, check ? 'check' : ''];
+/** `limit`: the account's `max_channels` as the edge read it (checked only when the master has no such account). */
+export function takeSlotArgs(accountId: string, callId: string, ttlMs: number, check: { limit: number } | false): (string | number)[] {
+  return [...slotKeys(accountId), callId, ttlMs, check ? 'check' : '', check ? check.limit : ''];
 }
 
 /**

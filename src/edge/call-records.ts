@@ -92,7 +92,7 @@ export class CallRecorder {
   readonly metrics: { queued: Gauge; dropped: Counter; written: Counter; resyncs: Counter };
 
   constructor(private readonly o: CallRecorderOptions) {
-    this.logger = o.logger.child({ component: 'call-records', node: o.node });
+    this.logger = o.logger.child({ part: 'call-records', node: o.node });
     // The queue is ours, bounded and in order: the client keeps none.
     this.client = sentinelMasterClient({
       sentinels: o.sentinels,
@@ -165,19 +165,18 @@ export class CallRecorder {
 
   /**
    * Takes a channel slot for a call near its account's limit, atomically on the master (records
-   * and slots counted against `max_channels` there): before the call is proxied. Undefined
-   * `taken` when the master did not answer within `timeoutMs` (or has no such account): the caller
-   * falls back to its own count. Unless refused, the call holds the slot until it is answered or
+   * and slots counted against `max_channels` there, or against `limit`, the edge's, when the
+   * master has no such account): before the call is proxied. Undefined `taken` when the master
+   * did not answer within `timeoutMs`: the caller falls back to its own count. Unless refused, the call holds the slot until it is answered or
    * ends (a late answer may still have taken it): ended() gives it back.
    */
-  async takeSlot(callId: string, account: string, timeoutMs: number): Promise<SlotAnswer> {
+  async takeSlot(callId: string, account: string, limit: number, timeoutMs: number): Promise<SlotAnswer> {
     if (this.client.status !== 'ready') return { taken: undefined, why: `master not connected (${this.client.status})` };
     this.slots.set(callId, account);
     try {
-      const reply = await answerWithin(this.client.takeSlot(...takeSlotArgs(account, callId, this.o.livenessTtlMs, true)), timeoutMs);
+      const reply = await answerWithin(this.client.takeSlot(...takeSlotArgs(account, callId, this.o.livenessTtlMs, { limit })), timeoutMs);
       if (reply === 'late') return { taken: undefined, why: `no answer from the master within ${timeoutMs} ms` };
       const [taken, inUse] = reply;
-      if (taken === -1) return { taken: undefined, why: 'no such account on the master' };
       if (taken === 0) this.slots.delete(callId);
       return { taken: taken === 1, inUse } as SlotAnswer;
     } catch (err) {

@@ -71,7 +71,7 @@ export class ChannelAdmission {
       metrics.limitAdmissions.inc({ limit: 'channels', path: 'memory' });
       return decision;
     }
-    const answer = await records.takeSlot(callId, decision.account.id, this.settings.masterTimeoutMs);
+    const answer = await records.takeSlot(callId, decision.account.id, limit, this.settings.masterTimeoutMs);
     if (answer.taken === true) {
       metrics.limitAdmissions.inc({ limit: 'channels', path: 'master' });
       return decision;

@@ -16,8 +16,9 @@ import { until } from '../helpers/controller.js';
 
 let topology: Topology;
 const client = () => topology.master.client;
-const take = (account: string, callId: string, o: { ttlMs?: number; check?: boolean } = {}) =>
-  client().eval(TAKE_SLOT_LUA, SLOT_KEY_COUNT, ...takeSlotArgs(account, callId, o.ttlMs ?? 10_000, o.check ?? true)) as Promise<[number, number]>;
+/** `edgeLimit`: the limit the edge read (2, as seeded for 'two'); `check: false` for a call admitted from memory. */
+const take = (account: string, callId: string, o: { ttlMs?: number; check?: boolean; edgeLimit?: number } = {}) =>
+  client().eval(TAKE_SLOT_LUA, SLOT_KEY_COUNT, ...takeSlotArgs(account, callId, o.ttlMs ?? 10_000, o.check !== false && { limit: o.edgeLimit ?? 2 })) as Promise<[number, number]>;
 const takeRate = (callId: string, maxCps: number, check = true) => client().eval(TAKE_RATE_LUA, 1, rateKey('acct'), callId, maxCps, check ? 'check' : '') as Promise<[number, number]>;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -52,12 +53,21 @@ describe('a channel slot taken on the master', () => {
     expect(await take('two', 'c3')).toEqual([1, 1]);
   });
 
-  it('a call admitted from memory (no check) always takes its slot; an account with no limit is never refused; a missing account says so', async () => {
+  it('a call admitted from memory (no check) always takes its slot; an account with no limit on the master is never refused, whatever the edge read', async () => {
     await take('two', 'c1');
     await take('two', 'c2');
     expect(await take('two', 'c3', { check: false })).toEqual([1, 3]);
-    for (let i = 0; i < 5; i++) expect((await take('free', `f${i}`))[0]).toBe(1);
-    expect(await take('gone', 'c1')).toEqual([-1, 0]);
+    for (let i = 0; i < 5; i++) expect((await take('free', `f${i}`, { edgeLimit: 1 }))[0]).toBe(1);
+  });
+
+  it("the master's limit decides, not the edge's copy; an account the master lost (dataset lost, edges admitting from their copies) is held to the edge's limit", async () => {
+    expect(await take('two', 'c1', { edgeLimit: 1 })).toEqual([1, 1]);
+    expect(await take('two', 'c2', { edgeLimit: 1 })).toEqual([1, 2]);
+    expect(await take('two', 'c3', { edgeLimit: 5 })).toEqual([0, 2]);
+    await client().flushall();
+    expect(await take('two', 'c1', { edgeLimit: 2 })).toEqual([1, 1]);
+    expect(await take('two', 'c2', { edgeLimit: 2 })).toEqual([1, 2]);
+    expect(await take('two', 'c3', { edgeLimit: 2 })).toEqual([0, 2]);
   });
 });
 
@@ -68,11 +78,11 @@ describe("an edge's slots", () => {
   it('taken near the limit, given back when the call fails, moved to its record when it is answered', async () => {
     const r = recorder();
     try {
-      await until('the master reachable', 5000, async () => (await r.takeSlot('probe', 'free', 500)).taken === true);
-      expect(await r.takeSlot('c1', 'two', 500)).toEqual({ taken: true, inUse: 1 });
+      await until('the master reachable', 5000, async () => (await r.takeSlot('probe', 'free', 1, 500)).taken === true);
+      expect(await r.takeSlot('c1', 'two', 2, 500)).toEqual({ taken: true, inUse: 1 });
       r.holdSlot('c2', 'two');
       await until('the memory admission written', 5000, async () => (await slots()).length === 2);
-      expect(await r.takeSlot('c3', 'two', 500)).toEqual({ taken: false, inUse: 2 });
+      expect(await r.takeSlot('c3', 'two', 2, 500)).toEqual({ taken: false, inUse: 2 });
       // c1 fails (never answered): its slot goes back.
       r.ended('c1');
       await until('the slot of the failed call given back', 5000, async () => (await slots()).join() === 'c2');
@@ -80,7 +90,7 @@ describe("an edge's slots", () => {
       r.routed('c2', 'two', undefined);
       r.answered('c2');
       await until('the slot moved to the record', 5000, async () => (await slots()).length === 0 && (await client().hlen(callsKey('two'))) === 1);
-      expect(await r.takeSlot('c3', 'two', 500)).toEqual({ taken: true, inUse: 2 });
+      expect(await r.takeSlot('c3', 'two', 2, 500)).toEqual({ taken: true, inUse: 2 });
     } finally {
       await r.stop();
     }
@@ -88,7 +98,7 @@ describe("an edge's slots", () => {
 
   it('renewed while the call rings; lapse once the process is gone', async () => {
     const r = recorder(600);
-    await until('the master reachable', 5000, async () => (await r.takeSlot('c1', 'two', 500)).taken === true);
+    await until('the master reachable', 5000, async () => (await r.takeSlot('c1', 'two', 2, 500)).taken === true);
     // Several times its TTL: still held, renewed at each liveness renewal.
     await sleep(1500);
     expect(await take('two', 'c9')).toEqual([1, 2]);
