@@ -47,7 +47,7 @@ export async function startCallPath(options: CallPathOptions): Promise<CallPath>
     let sipTarget = options.external?.sipTarget;
     if (!control || !sipTarget) {
       const secret = randomBytes(12).toString('hex');
-      engine = await startEngine({ sip: options.sip ?? { host: '127.0.0.1', port: 0 }, control: { host: '127.0.0.1', port: 0, secret }, cdrs: true, logger: logger.child({ component: 'engine' }) });
+      engine = await startEngine({ sip: options.sip ?? { host: '127.0.0.1', port: 0 }, control: { host: '127.0.0.1', port: 0, secret }, cdrs: true, logger });
       stops.push(() => engine!.stop());
       control = { host: '127.0.0.1', port: engine.controlPort, secret };
       sipTarget = `${engine.sipHost}:${engine.sipPort}`;

@@ -142,7 +142,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
         connectionName: `credit-edge-absence-hold-${config.node_id}`,
       }),
     }),
-    logger: logger.child({ component: 'absence-hold' }),
+    logger: logger.child({ part: 'absence-hold' }),
   });
   sharedHold.start();
   const calls = new LocalCallsInProgress();
@@ -163,8 +163,8 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
       })
     : undefined;
   const { identify } = config;
-  const channels = records ? new ChannelAdmission(channelAdmissionSettingsOf(config), { records, calls, metrics, logger: logger.child({ component: 'channels' }) }) : undefined;
-  const rate = records ? new RateAdmission(rateAdmissionSettingsOf(config), { master: records.master, sharingEdges: () => records.sharingEdges(), metrics, logger: logger.child({ component: 'call-rate' }) }) : undefined;
+  const channels = records ? new ChannelAdmission(channelAdmissionSettingsOf(config), { records, calls, metrics, logger: logger.child({ part: 'channels' }) }) : undefined;
+  const rate = records ? new RateAdmission(rateAdmissionSettingsOf(config), { master: records.master, sharingEdges: () => records.sharingEdges(), metrics, logger: logger.child({ part: 'call-rate' }) }) : undefined;
 
   const srf = new Srf();
   const app = new EdgeApp(srf, {
@@ -196,7 +196,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
         endCall: (callId, reason) => app.endCall(callId, reason),
         reason: () => app.cutReason,
         pollMs: cip.cut_poll_ms,
-        logger: logger.child({ component: 'cut-orders' }),
+        logger: logger.child({ part: 'cut-orders' }),
         metrics,
       })
     : undefined;
