@@ -23,7 +23,9 @@ import { RecordedStates, type StateVersion } from './recorded-state.js';
  * - channel-overshoot: more calls of an account connected at once than its limit, unless one of
  *   them had been lost to the product by then (its edge killed, or its SIP server restarted,
  *   under it: its record ended, another call got its channel; or its record wiped with the
- *   dataset and not yet re-asserted by its edge; counted apart);
+ *   dataset and not yet re-asserted by its edge; counted apart), or one of them was admitted while
+ *   the master could not answer (a fault of the master: the edge decides on its own count, by
+ *   design; counted apart too);
  * - unexpected-503: an edge's 503 for an account the same edge found within max-stale, with no
  *   restart of it, no delete, no 403 Forbidden from it in between;
  * - sip-server-503, no-answer: outside the SIP server's and the edges' restart windows;
@@ -109,6 +111,8 @@ export interface CheckFigures {
   channelLimitOvershoots: number;
   /** ... of which some call over the limit could no longer be seen by the product (its edge killed, its SIP server restarted, under it; its record wiped with the dataset). */
   overshootsUnseen: number;
+  /** ... of which some call was admitted while the master could not answer (a fault of the master): decided on its edge's own count, by design. */
+  overshootsWithoutMaster: number;
   /** ... and the others: violations (channel-overshoot). */
   overshootsConcurrent: number;
   /** The most calls over the limit in one such episode. */
@@ -147,6 +151,10 @@ const RECORDS_REASSERTED_MS = 15_000;
 const RESETTING: readonly FaultKind[] = [...WIPING, 'mass-delete'];
 /** Faults after which calls may go unanswered or get the SIP server's own 503. */
 const RESTARTING: readonly FaultKind[] = ['sip-server-restart', 'edge-kill', 'edge-restart', 'cut-edge-kill'];
+/** Faults in which the master may not answer an edge in time: its channel admissions fall back to its own count (channel_fail_policy), by design. */
+const MASTER_UNANSWERING: readonly FaultKind[] = ['master-slow', 'master-freeze-failover', 'master-restart-empty', 'cut-failover'];
+/** ... until this long after the fault (the edges' master connections re-established through Sentinel). */
+const MASTER_BACK_MS = 5000;
 /** Faults in which the audit entries of the last moments may be lost (the master's data, or a master not yet replicated). */
 const AUDIT_LOSING: readonly FaultKind[] = [...WIPING, 'master-freeze-failover', 'cut-failover'];
 /** 403 phrases that say the edge found the account. */
@@ -170,7 +178,7 @@ export function check(history: SoakHistory): CheckResult {
   return {
     violations,
     byKind,
-    figures: { ...ctx.figures, calls: history.calls.length, channelLimitOvershoots: overshoots.episodes, overshootsUnseen: overshoots.unseen, overshootsConcurrent: overshoots.episodes - overshoots.unseen, worstOvershoot: overshoots.worst, controllerWrites: history.controllerWrites.length, cuts: ctx.cutFigures },
+    figures: { ...ctx.figures, calls: history.calls.length, channelLimitOvershoots: overshoots.episodes, overshootsUnseen: overshoots.unseen, overshootsWithoutMaster: overshoots.withoutMaster, overshootsConcurrent: overshoots.episodes - overshoots.unseen - overshoots.withoutMaster, worstOvershoot: overshoots.worst, controllerWrites: history.controllerWrites.length, cuts: ctx.cutFigures },
   };
 }
 
@@ -669,9 +677,11 @@ function judgeFinalRecords(ctx: Context): Violation[] {
 // ---------------------------------------------------------------------------------------------
 // Figures and words.
 
-function channelOvershoots(ctx: Context): { episodes: number; unseen: number; worst: number; violations: Violation[] } {
+function channelOvershoots(ctx: Context): { episodes: number; unseen: number; withoutMaster: number; worst: number; violations: Violation[] } {
   let episodes = 0;
   let unseen = 0;
+  let withoutMaster = 0;
+  const masterUnanswering = ctx.h.faults.filter((f) => MASTER_UNANSWERING.includes(f.kind)).map((f) => ({ from: f.startMs, to: (f.endMs ?? ctx.h.endMs) + MASTER_BACK_MS }));
   let worst = 0;
   const violations: Violation[] = [];
   for (const [account, calls] of ctx.callsOf) {
@@ -691,6 +701,10 @@ function channelOvershoots(ctx: Context): { episodes: number; unseen: number; wo
         unseen++;
         continue;
       }
+      if (running.some((s) => meeting(masterUnanswering, s.call.inviteMs))) {
+        withoutMaster++;
+        continue;
+      }
       const last = running.reduce((a, b) => (b.from > a.from ? b : a));
       const edges = [...new Set(running.map((s) => s.call.edge ?? '?'))].join(', ');
       violations.push({
@@ -703,7 +717,7 @@ function channelOvershoots(ctx: Context): { episodes: number; unseen: number; wo
       });
     }
   }
-  return { episodes, unseen, worst, violations };
+  return { episodes, unseen, withoutMaster, worst, violations };
 }
 
 const round = (n: number) => Math.round(n * 1000) / 1000;

@@ -326,6 +326,16 @@ describe('false-channel-limit: Channel Limit Reached only when the calls in prog
     expect(concurrent.violations.map((v) => v.kind)).toContain('channel-overshoot');
   });
 
+  it('an overshoot where a call was admitted while the master could not answer (a fault of the master, and 5 s after) is counted apart: its edge decided on its own count, by design', () => {
+    const overLimit = () => new Soak().account('c', LIMITED, 'channel-limited').connected('c', 10, 60).connected('c', 11, 60).connected('c', 20, 60, 'edge-b');
+    const withoutMaster = overLimit().fault('master-freeze-failover', 16, 18).check();
+    expect(withoutMaster.figures).toMatchObject({ channelLimitOvershoots: 1, overshootsWithoutMaster: 1, overshootsConcurrent: 0 });
+    expect(withoutMaster.violations).toEqual([]);
+    const concurrent = overLimit().fault('master-freeze-failover', 30, 32).check();
+    expect(concurrent.figures).toMatchObject({ overshootsWithoutMaster: 0, overshootsConcurrent: 1 });
+    expect(concurrent.violations.map((v) => v.kind)).toContain('channel-overshoot');
+  });
+
   it('a call whose record a lost dataset wiped is unseen until its edge re-asserts it (the liveness TTL after the fault), then counts again', () => {
     const overLimitAt = (sec: number) => new Soak().account('c', LIMITED, 'channel-limited').connected('c', 10, 90).connected('c', 11, 90).fault('flushall', 30, 35).connected('c', sec, 90, 'edge-b').check();
     expect(overLimitAt(36).figures).toMatchObject({ overshootsUnseen: 1, overshootsConcurrent: 0 });
