@@ -103,7 +103,7 @@ export async function runControllerScale(o: ScaleOptions, note: (line: string) =
   const controllers: RunningController[] = [];
   let liveness: NodeJS.Timeout | undefined;
   try {
-    topology = await startTopology({ replicas: 1, sentinels: 3, logger: logger.child({ component: 'topology' }) });
+    topology = await startTopology({ replicas: 1, sentinels: 3, logger });
     const master = topology.master;
     // As the edge's CallRecorder sends them: EVALSHA of the call scripts, pipelined.
     client = defineCallScripts(new Redis({ host: master.host, port: master.port, lazyConnect: false }));

@@ -47,7 +47,7 @@ export async function runCutOverdraft(o: CutOverdraftOptions, note: (line: strin
   let controller: RunningController | undefined;
   const sipps: SippProcess[] = [];
   try {
-    topology = await startTopology({ replicas: 1, sentinels: 1, logger: logger.child({ component: 'topology' }) });
+    topology = await startTopology({ replicas: 1, sentinels: 1, logger });
     const rand = prng(7);
     const low = Array.from({ length: o.accounts }, (_, i) => `cut-${String(i).padStart(4, '0')}`);
     const funded = Array.from({ length: FUNDED }, (_, i) => `funded-${i}`);
@@ -56,7 +56,7 @@ export async function runCutOverdraft(o: CutOverdraftOptions, note: (line: strin
       ...Object.fromEntries(low.map((id) => [id, { enabled: true, balance: credit.get(id)!, rate: RATE_PER_MINUTE }])),
       ...Object.fromEntries(funded.map((id) => [id, { enabled: true, balance: 1000, rate: RATE_PER_MINUTE }])),
     });
-    callPath = await startCallPath({ topology, logger: logger.child({ component: 'edge' }) });
+    callPath = await startCallPath({ topology, logger });
     const controllerConfig = parseConfig(
       JSON.stringify({
         redis: { sentinel: { master_name: topology.masterName, addresses: topology.sentinelAddresses().map((s) => `${s.host}:${s.port}`) } },

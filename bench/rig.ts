@@ -49,7 +49,7 @@ export async function startRig(options: RigOptions): Promise<Rig> {
     stops.length = 0;
   };
   try {
-    const topology = await startTopology({ replicas: 2, sentinels: options.sentinels, logger: logger.child({ component: 'topology' }) });
+    const topology = await startTopology({ replicas: 2, sentinels: options.sentinels, logger });
     stops.push(() => topology.stop());
     const sipServer = await startSipServer({ runDir: options.runDir });
     stops.push(() => sipServer.stop());

@@ -77,7 +77,7 @@ export async function startSoakSystem(o: SoakSystemOptions): Promise<SoakSystem>
     stops.length = 0;
   };
   try {
-    const topology = await startTopology({ replicas: 2, sentinels: 3, logger: o.logger.child({ component: 'topology' }) });
+    const topology = await startTopology({ replicas: 2, sentinels: 3, logger: o.logger });
     stops.push(() => topology.stop());
     const sipServer = await startSipServer(o.runDir);
     stops.push(() => sipServer.server.stop());
