@@ -316,8 +316,10 @@ describe('false-channel-limit: Channel Limit Reached only when the calls in prog
     expect(r.figures.worstOvershoot).toBe(1);
   });
 
+  /** Two calls up on a limit of two, and a third through the other edge at +20 s. */
+  const overLimit = () => new Soak().account('c', LIMITED, 'channel-limited').connected('c', 10, 60).connected('c', 11, 60).connected('c', 20, 60, 'edge-b');
+
   it('an overshoot after the product lost sight of a call (its edge killed under it) is counted apart from one of concurrent admission', () => {
-    const overLimit = () => new Soak().account('c', LIMITED, 'channel-limited').connected('c', 10, 60).connected('c', 11, 60).connected('c', 20, 60, 'edge-b');
     const unseen = overLimit().restart('edge-a', 15, 16).check();
     expect(unseen.figures).toMatchObject({ channelLimitOvershoots: 1, overshootsUnseen: 1, overshootsConcurrent: 0 });
     expect(unseen.violations).toEqual([]);
@@ -327,7 +329,6 @@ describe('false-channel-limit: Channel Limit Reached only when the calls in prog
   });
 
   it('an overshoot where a call was admitted while the master could not answer (a fault of the master, and 5 s after) is counted apart: its edge decided on its own count, by design', () => {
-    const overLimit = () => new Soak().account('c', LIMITED, 'channel-limited').connected('c', 10, 60).connected('c', 11, 60).connected('c', 20, 60, 'edge-b');
     const withoutMaster = overLimit().fault('master-freeze-failover', 16, 18).check();
     expect(withoutMaster.figures).toMatchObject({ channelLimitOvershoots: 1, overshootsWithoutMaster: 1, overshootsConcurrent: 0 });
     expect(withoutMaster.violations).toEqual([]);
