@@ -46,9 +46,13 @@ redis.call('PEXPIRE', KEYS[2], ttl)
 if held then return {1, count} end
 return {1, count + 1}`;
 
-/** `limit`: the account's `max_channels` as the edge read it (checked only when the master has no such account). */
-export function takeSlotArgs(accountId: string, callId: string, ttlMs: number, check: { limit: number } | false): (string | number)[] {
-  return [...slotKeys(accountId), callId, ttlMs, check ? 'check' : '', check ? check.limit : ''];
+/**
+ * `edgeLimit`: the account's `max_channels` as the edge read it, for a take checked against the
+ * limit (used only when the master has no such account); undefined: taken unchecked (a call
+ * admitted from memory, or a renewal).
+ */
+export function takeSlotArgs(accountId: string, callId: string, ttlMs: number, edgeLimit: number | undefined): (string | number)[] {
+  return [...slotKeys(accountId), callId, ttlMs, edgeLimit === undefined ? '' : 'check', edgeLimit ?? ''];
 }
 
 /**

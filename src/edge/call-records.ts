@@ -167,14 +167,15 @@ export class CallRecorder {
    * Takes a channel slot for a call near its account's limit, atomically on the master (records
    * and slots counted against `max_channels` there, or against `limit`, the edge's, when the
    * master has no such account): before the call is proxied. Undefined `taken` when the master
-   * did not answer within `timeoutMs`: the caller falls back to its own count. Unless refused, the call holds the slot until it is answered or
-   * ends (a late answer may still have taken it): ended() gives it back.
+   * did not answer within `timeoutMs`: the caller falls back to its own count. Unless refused,
+   * the call holds the slot until it is answered or ends (a late answer may still have taken it):
+   * ended() gives it back.
    */
   async takeSlot(callId: string, account: string, limit: number, timeoutMs: number): Promise<SlotAnswer> {
     if (this.client.status !== 'ready') return { taken: undefined, why: `master not connected (${this.client.status})` };
     this.slots.set(callId, account);
     try {
-      const reply = await answerWithin(this.client.takeSlot(...takeSlotArgs(account, callId, this.o.livenessTtlMs, { limit })), timeoutMs);
+      const reply = await answerWithin(this.client.takeSlot(...takeSlotArgs(account, callId, this.o.livenessTtlMs, limit)), timeoutMs);
       if (reply === 'late') return { taken: undefined, why: `no answer from the master within ${timeoutMs} ms` };
       const [taken, inUse] = reply;
       if (taken === 0) this.slots.delete(callId);
@@ -195,7 +196,7 @@ export class CallRecorder {
       if (this.slots.get(callId) === account) this.enqueue({ kind: 'slot', callId, account });
     };
     if (this.client.status !== 'ready') return retry();
-    this.client.takeSlot(...takeSlotArgs(account, callId, this.o.livenessTtlMs, false)).catch(retry);
+    this.client.takeSlot(...takeSlotArgs(account, callId, this.o.livenessTtlMs, undefined)).catch(retry);
   }
 
   private releaseSlot(callId: string): void {
@@ -239,7 +240,7 @@ export class CallRecorder {
         for (const e of batch) {
           if (e.kind === 'start') p.callStart(...callStartArgs(e.record));
           else if (e.kind === 'end') p.callEnd(...callEndArgs(e.account, e.callId, e.at, { node: this.o.node, instance: this.instance }));
-          else if (e.kind === 'slot') p.takeSlot(...takeSlotArgs(e.account, e.callId, this.o.livenessTtlMs, false));
+          else if (e.kind === 'slot') p.takeSlot(...takeSlotArgs(e.account, e.callId, this.o.livenessTtlMs, undefined));
           else p.zrem(setupKey(e.account), e.callId);
         }
         let done = 0;

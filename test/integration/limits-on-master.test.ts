@@ -18,7 +18,7 @@ let topology: Topology;
 const client = () => topology.master.client;
 /** `edgeLimit`: the limit the edge read (2, as seeded for 'two'); `check: false` for a call admitted from memory. */
 const take = (account: string, callId: string, o: { ttlMs?: number; check?: boolean; edgeLimit?: number } = {}) =>
-  client().eval(TAKE_SLOT_LUA, SLOT_KEY_COUNT, ...takeSlotArgs(account, callId, o.ttlMs ?? 10_000, o.check !== false && { limit: o.edgeLimit ?? 2 })) as Promise<[number, number]>;
+  client().eval(TAKE_SLOT_LUA, SLOT_KEY_COUNT, ...takeSlotArgs(account, callId, o.ttlMs ?? 10_000, o.check === false ? undefined : (o.edgeLimit ?? 2))) as Promise<[number, number]>;
 const takeRate = (callId: string, maxCps: number, check = true) => client().eval(TAKE_RATE_LUA, 1, rateKey('acct'), callId, maxCps, check ? 'check' : '') as Promise<[number, number]>;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
