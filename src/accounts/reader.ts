@@ -8,6 +8,7 @@ import type { Replica } from './replica.js';
 import type { ReadTicket } from './tracking.js';
 import type { ReplicaPool } from './replica-pool.js';
 import type { ChainableCommander } from 'ioredis';
+import { answerWithin } from '../redis/deadline.js';
 import { accountKey, callsKey, DATASET_KEY, setupKey } from '../redis/keys.js';
 
 export interface ReaderOptions {
@@ -108,11 +109,10 @@ export class AccountReader {
     if (!replica || accountIds.length === 0) return undefined;
     const tx = replica.client.multi().role().hmget(DATASET_KEY, ...DATASET_READ_FIELDS);
     for (const id of accountIds) tx.exists(accountKey(id));
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, timeoutMs, undefined)));
     try {
-      const replies = (await Promise.race([tx.exec(), timeout])) as [Error | null, unknown][] | null | undefined;
-      if (!replies) return undefined;
+      const reply = await answerWithin(tx.exec(), timeoutMs);
+      if (reply === 'late' || !reply) return undefined;
+      const replies = reply as [Error | null, unknown][];
       const [[roleError, role], [markerError, marker]] = replies as [[Error | null, unknown], [Error | null, (string | null)[]]];
       if (roleError || markerError || proofProblem(replica, role, marker, this.dataset)) return undefined;
       let absent = 0;
@@ -123,25 +123,17 @@ export class AccountReader {
       return { absent, checked: accountIds.length };
     } catch {
       return undefined;
-    } finally {
-      clearTimeout(timer);
     }
   }
 }
 
 /** One read from one replica, bounded by timeoutMs; never rejects. A found fills `copy` if its ticket is still good. */
 async function readFrom(replica: Replica, accountId: string, key: string, timeoutMs: number, dataset: DatasetWatch, copy: { localCopy: LocalCopy; ticket: ReadTicket } | undefined): Promise<Lookup> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((resolve) => {
-    // Decide 'timeout' only after the event loop has looked at the sockets: when the loop itself
-    // ran late, a reply that arrived in time is waiting there, and timers run before I/O.
-    timer = setTimeout(() => setImmediate(resolve, 'timeout'), timeoutMs);
-  });
   try {
     // The channels in use ride in the same MULTI: calls in progress for the channel limit, same instant, no extra round trip.
     const read = readChannels(replica.client.multi().role().hgetall(key), accountId).hmget(DATASET_KEY, ...DATASET_READ_FIELDS).exec();
-    const reply = await Promise.race([read, timeout]);
-    if (reply === 'timeout') {
+    const reply = await answerWithin(read, timeoutMs);
+    if (reply === 'late') {
       replica.setHealth('suspect', `read timed out after ${timeoutMs} ms`);
       return unknown('timeout', `${replica.name}: no answer within ${timeoutMs} ms`);
     }
@@ -157,8 +149,6 @@ async function readFrom(replica: Replica, accountId: string, key: string, timeou
   } catch (err) {
     if (err instanceof BadAccountValue) return unknown('bad-value', `${replica.name}: account ${accountId}: ${err.message}`);
     return fromError(replica, err as Error & { previousErrors?: Error[] });
-  } finally {
-    clearTimeout(timer);
   }
 }
 

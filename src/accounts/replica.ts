@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
+import { answerWithin } from '../redis/deadline.js';
 import { invalidationOf } from './local-copy.js';
 import { Tracking, type AccountInvalidation } from './tracking.js';
 import { notInSyncBecause, parseReplicationInfo, type ReplicationState } from './replication-state.js';
@@ -96,19 +97,12 @@ export class Replica {
   /** Asks the replica how its replication stands; a reply late past probeTimeoutMs is a failure. */
   async probe(): Promise<void> {
     if (this.client.status !== 'ready') return;
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const info = await Promise.race([
-        this.client.info('replication'),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`probe timed out after ${this.probeTimeoutMs} ms`)), this.probeTimeoutMs);
-        }),
-      ]);
+      const info = await answerWithin(this.client.info('replication'), this.probeTimeoutMs);
+      if (info === 'late') throw new Error(`probe timed out after ${this.probeTimeoutMs} ms`);
       this.noteReplication(parseReplicationInfo(info));
     } catch (err) {
       this.setHealth(this.health === 'unreachable' ? 'unreachable' : 'suspect', (err as Error).message);
-    } finally {
-      clearTimeout(timer);
     }
   }
 

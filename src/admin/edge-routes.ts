@@ -6,6 +6,7 @@ import type { RunningEdge } from '../edge/start.js';
 import { connectMaster } from './account-command.js';
 import { acceptDeletions } from './dataset-command.js';
 import type { AdminServer } from './server.js';
+import { answerWithin } from '../redis/deadline.js';
 import { ACCOUNT_ID_PATTERN, accountKey, DATASET_KEY } from '../redis/keys.js';
 
 /**
@@ -97,14 +98,9 @@ export async function accountView(edge: RunningEdge, id: string) {
 /** One replica's view, read the way the edge reads (INFO replication and HGETALL in one round trip). */
 async function readReplica(replica: Replica, id: string) {
   const base = { replica: replica.name, health: replica.health };
-  let timer: NodeJS.Timeout | undefined;
   try {
-    const reply = await Promise.race([
-      replica.client.multi().info('replication').hgetall(accountKey(id)).hget(DATASET_KEY, 'id').exec(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${REPLICA_READ_TIMEOUT_MS} ms`)), REPLICA_READ_TIMEOUT_MS);
-      }),
-    ]);
+    const reply = await answerWithin(replica.client.multi().info('replication').hgetall(accountKey(id)).hget(DATASET_KEY, 'id').exec(), REPLICA_READ_TIMEOUT_MS);
+    if (reply === 'late') throw new Error(`no answer within ${REPLICA_READ_TIMEOUT_MS} ms`);
     const [[infoError, info], [hashError, fields], [, dataset]] = reply as [[Error | null, string], [Error | null, Record<string, string>], [Error | null, string | null]];
     if (infoError || hashError) return { ...base, outcome: 'unknown', detail: (infoError ?? hashError)!.message };
     const notInSync = notInSyncBecause(parseReplicationInfo(info));
@@ -120,8 +116,6 @@ async function readReplica(replica: Replica, id: string) {
     }
   } catch (err) {
     return { ...base, outcome: 'unknown', detail: (err as Error).message };
-  } finally {
-    clearTimeout(timer);
   }
 }
 

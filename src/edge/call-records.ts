@@ -6,7 +6,7 @@ import { callEndArgs, callStartArgs, defineCallScripts, parseCallRecord, type Ca
 import { EDGE_PRESENCE_LUA, SLOT_KEY_COUNT, TAKE_SLOT_LUA, takeSlotArgs } from '../calls/channel-slots.js';
 import { edgeMember } from '../calls/totals.js';
 import type { Logger } from '../log.js';
-import { answerWithin } from '../redis/master-clock.js';
+import { answerWithin } from '../redis/deadline.js';
 import { sentinelMasterClient } from '../redis/master-client.js';
 import { CALLS_INDEX_KEY, callsKey, cutOrdersKey, edgeAliveKey, edgeCallsKey, EDGES_PRESENT_KEY, setupKey } from '../redis/keys.js';
 

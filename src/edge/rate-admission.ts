@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
 import { rejection, type Decision, type RouteDecision } from '../policy/decide.js';
 import type { Rules } from '../policy/rules.js';
 import { rateKey } from '../redis/keys.js';
-import { answerWithin } from '../redis/master-clock.js';
+import { answerWithin } from '../redis/deadline.js';
 import type { InviteUnderWay } from './channel-admission.js';
 
 export interface RateAdmissionSettings {
