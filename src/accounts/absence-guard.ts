@@ -20,6 +20,8 @@ export interface AbsenceGuardState {
   absences: number;
   openedAt?: number;
   why?: string;
+  /** While open: some of the accounts that turned absent (at most ACCOUNTS_SHOWN), for the shared hold to check later. */
+  accounts?: string[];
   /** Peer edges whose own guard is open: absences are held here too while any is. */
   heldBy?: string[];
 }
@@ -62,6 +64,7 @@ export class AbsenceGuard {
   private readonly firstAbsent = new Map<string, number>();
   private openedAt: number | undefined;
   private why: string | undefined;
+  private accounts: string[] = [];
   /** The dataset watch's mark when the guard last counted from zero. */
   private mark: string | undefined;
   /** Absences before this (ms) are accepted by an operator: real, not held. */
@@ -159,7 +162,7 @@ export class AbsenceGuard {
     return {
       open: this.openedAt !== undefined,
       absences,
-      ...(this.openedAt !== undefined && { openedAt: this.openedAt, why: this.why }),
+      ...(this.openedAt !== undefined && { openedAt: this.openedAt, why: this.why, accounts: this.accounts }),
       ...(this.peerHolds.length > 0 && { heldBy: this.peerHolds.map((h) => h.edge) }),
     };
   }
@@ -190,31 +193,32 @@ export class AbsenceGuard {
     if (absences < minAccounts) return false;
     const share = this.newAbsences.get(now) / Math.max(1, this.lookups.get(now));
     if (share < minShare) return false;
-    this.open(now, `${absences} accounts found within max-stale turned absent within ${this.settings.windowMs} ms (${(share * 100).toFixed(1)}% of the recent lookups of recently found accounts)`, { absences, share });
+    this.open(now, `${absences} accounts found within max-stale turned absent within ${this.settings.windowMs} ms (${(share * 100).toFixed(1)}% of the recent lookups of recently found accounts)`, [], { absences, share });
     return true;
   }
 
   /**
    * A probe's answer (src/accounts/absence-probe.ts): of `checked` other accounts found within
-   * max-stale, `absent` read absent in one proven read. A crowd among them opens the guard at
+   * max-stale, those in `absent` read absent in one proven read. A crowd among them opens the guard at
    * once, however little traffic this edge carries: otherwise, on a quiet edge, the first
    * absences are confirmed (403) before enough deleted accounts were called to trip it (the
    * randomized soak found exactly that).
    */
-  sampled(absent: number, checked: number, now: number): void {
+  sampled(absent: string[], checked: number, now: number): void {
     this.releaseIfAccepted(now);
     if (this.openedAt !== undefined || checked === 0) return;
-    const share = absent / checked;
-    if (absent < PROBE_MIN_ABSENT || share < this.settings.minShare) return;
+    const share = absent.length / checked;
+    if (absent.length < PROBE_MIN_ABSENT || share < this.settings.minShare) return;
     this.lastCachedAbsenceAt = now;
-    this.open(now, `${absent} of ${checked} other accounts found within max-stale read absent in one probe (${(share * 100).toFixed(1)}%)`, { probe: { absent, checked }, share });
+    this.open(now, `${absent.length} of ${checked} other accounts found within max-stale read absent in one probe (${(share * 100).toFixed(1)}%)`, absent, { probe: { absent: absent.length, checked }, share });
   }
 
-  private open(now: number, why: string, fields: Record<string, unknown>): void {
+  private open(now: number, why: string, alsoAbsent: string[], fields: Record<string, unknown>): void {
     this.openedAt = now;
     this.why = why;
+    this.accounts = [...new Set([...this.firstAbsent.keys(), ...alsoAbsent])].slice(0, ACCOUNTS_SHOWN);
     this.logger.error(
-      { alert: 'credit-edge-mass-absence', critical: true, ...fields, accounts: [...this.firstAbsent.keys()].slice(0, 20) },
+      { alert: 'credit-edge-mass-absence', critical: true, ...fields, accounts: this.accounts },
       'MASS-ABSENCE GUARD OPEN: absent accounts are held as unknown (cache or 503), not 403; if the deletions are real: credit-edge dataset accept-deletions',
     );
   }
@@ -250,6 +254,7 @@ export class AbsenceGuard {
     this.logger.warn({ why, openForMs: now - this.openedAt! }, 'mass-absence guard closed');
     this.openedAt = undefined;
     this.why = undefined;
+    this.accounts = [];
   }
 
   private forgetOlderThan(cutoff: number): void {
@@ -259,6 +264,8 @@ export class AbsenceGuard {
 
 /** Fewest absent accounts in one probe that make a crowd (a sample of 50: 6% of the known accounts gone). */
 const PROBE_MIN_ABSENT = 3;
+/** Accounts an open guard names (its alert, its shared hold). */
+const ACCOUNTS_SHOWN = 20;
 
 function unconfirmed(remainingMs: number): Unknown {
   return { outcome: 'unknown', cause: 'absence-unconfirmed', detail: `a recently found account reads absent; confirming for ${Math.max(0, Math.round(remainingMs))} ms more` };

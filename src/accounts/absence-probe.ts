@@ -9,7 +9,7 @@ const MIN_INTERVAL_MS = 250;
 
 /**
  * When an account this edge found lately reads absent, asks whether it is alone: one proven read
- * of whether 50 other accounts it found lately still exist (src/accounts/reader.ts countAbsent),
+ * of whether 50 other accounts it found lately still exist (src/accounts/reader.ts findAbsent),
  * the answer handed to the mass-absence guard. One deletion costs one extra round trip, off the
  * call's path; a gutted dataset opens the guard at its first absence, whatever the traffic.
  */
@@ -31,7 +31,7 @@ export class AbsenceProbe {
     this.inFlight = true;
     this.last = now;
     void this.reader
-      .countAbsent(ids)
+      .findAbsent(ids)
       .then((r) => {
         if (r) this.guard.sampled(r.absent, r.checked, Date.now());
       })

@@ -100,11 +100,11 @@ export class AccountReader {
   }
 
   /**
-   * How many of `accountIds` the first replica in sync does not hold: one proven read (ROLE, the
-   * dataset marker and an EXISTS per account in one MULTI), for the mass-absence probe.
-   * Undefined when no replica could say within the bound.
+   * Which of `accountIds` the first replica in sync does not hold: one proven read (ROLE, the
+   * dataset marker and an EXISTS per account in one MULTI), for the mass-absence probe and the
+   * shared hold. Undefined when no replica could say within the bound.
    */
-  async countAbsent(accountIds: string[], timeoutMs = 1000): Promise<{ absent: number; checked: number } | undefined> {
+  async findAbsent(accountIds: string[], timeoutMs = 1000): Promise<{ absent: string[]; checked: number } | undefined> {
     const replica = this.pool.candidates()[0];
     if (!replica || accountIds.length === 0) return undefined;
     const tx = replica.client.multi().role().hmget(DATASET_KEY, ...DATASET_READ_FIELDS);
@@ -115,10 +115,10 @@ export class AccountReader {
       const replies = reply as [Error | null, unknown][];
       const [[roleError, role], [markerError, marker]] = replies as [[Error | null, unknown], [Error | null, (string | null)[]]];
       if (roleError || markerError || proofProblem(replica, role, marker, this.dataset)) return undefined;
-      let absent = 0;
-      for (const [err, exists] of replies.slice(2)) {
+      const absent: string[] = [];
+      for (const [i, [err, exists]] of replies.slice(2).entries()) {
         if (err) return undefined;
-        if (exists === 0) absent++;
+        if (exists === 0) absent.push(accountIds[i]!);
       }
       return { absent, checked: accountIds.length };
     } catch {

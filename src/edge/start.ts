@@ -133,6 +133,7 @@ export function startEdge(config: Config, logger: Logger, options: { metrics?: E
     guard,
     dataset,
     pool,
+    reader,
     ...(cip.enabled && {
       master: sentinelMasterClient({
         masterName: config.redis.sentinel.master_name,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AbsenceGuard, type AbsenceGuardSettings } from '../../src/accounts/absence-guard.js';
-import { peerHolds } from '../../src/accounts/absence-hold.js';
+import { orphanVerdict, sharedHolds } from '../../src/accounts/absence-hold.js';
 import type { Account } from '../../src/accounts/account.js';
 import type { CachedAccount } from '../../src/accounts/lookup.js';
 import { silentLogger } from '../../src/log.js';
@@ -14,6 +14,9 @@ function guard(settings: Partial<AbsenceGuardSettings> = {}) {
   const g = new AbsenceGuard({ ...SETTINGS, ...settings }, { deletionsAcceptedMark: () => mark }, silentLogger);
   return { g, acceptDeletionsInRedis: () => (mark = `d1#${Number(mark.split('#')[1]) + 1}`) };
 }
+
+/** `n` account ids, as a probe names those it found absent. */
+const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `other-${i}`);
 
 /** `n` lookups of recently found accounts that found them, at `now`. */
 function foundMany(g: AbsenceGuard, n: number, now: number): void {
@@ -109,18 +112,20 @@ describe('the mass-absence guard', () => {
   it('a probe finding a crowd among other recently found accounts opens it at once; one finding a few does not', () => {
     const quiet = guard().g;
     expect(quiet.hold('gone', copy('gone'), 10_000)).toMatchObject({ cause: 'absence-unconfirmed' });
-    quiet.sampled(2, 50, 10_010);
+    quiet.sampled(ids(2), 50, 10_010);
     expect(quiet.state(10_020).open).toBe(false);
     // 2 of 50 is 4%, under min_share; 3 of 100 too (3%).
-    quiet.sampled(3, 100, 10_030);
+    quiet.sampled(ids(3), 100, 10_030);
     expect(quiet.state(10_040).open).toBe(false);
     // Still held past the confirmation time? No: a few absences are real deletions.
     expect(quiet.hold('gone', copy('gone'), 11_000)).toBeUndefined();
 
     const gutted = guard().g;
     gutted.hold('gone', copy('gone'), 10_000);
-    gutted.sampled(15, 50, 10_010);
+    gutted.sampled(ids(15), 50, 10_010);
     expect(gutted.state(10_020)).toMatchObject({ open: true, why: expect.stringContaining('15 of 50') });
+    // It names the accounts it found absent, for its peers to check later (src/accounts/absence-hold.ts).
+    expect(gutted.state(10_020).accounts).toEqual(['gone', ...ids(15)]);
     // The account that tripped the probe is held past its confirmation time: the cache answers.
     expect(gutted.hold('gone', copy('gone'), 11_500)).toMatchObject({ cause: 'mass-absence' });
   });
@@ -150,15 +155,27 @@ describe('the mass-absence guard across edges', () => {
   });
 
   it("a peer's hold counts under this edge's dataset and deletions count only, never this process's own, and never a value that does not parse", () => {
+    const counted = JSON.stringify({ mark: 'd1#0', openedAt: 2, why: 'crowd', accounts: ['gone-1', 'gone-2', 'not an id', 7], renewedAt: 5 });
     const raw = {
       'edge-a:own': JSON.stringify({ mark: 'd1#0', openedAt: 1, why: 'x' }),
-      'edge-b:1': JSON.stringify({ mark: 'd1#0', openedAt: 2, why: 'crowd' }),
+      'edge-b:1': counted,
       'edge-c:1': JSON.stringify({ mark: 'd1#1', openedAt: 3, why: 'after an acceptance this edge has not seen yet' }),
       'edge-d:1': JSON.stringify({ mark: 'd0#0', openedAt: 4, why: 'another dataset' }),
       'edge-e:1': '{not json',
       'edge-f:1': JSON.stringify({ mark: 'd1#0' }),
     };
-    expect(peerHolds(raw, 'edge-a:own', 'd1#0')).toEqual([{ edge: 'edge-b:1', openedAt: 2, why: 'crowd' }]);
-    expect(peerHolds(raw, 'edge-a:own', undefined)).toEqual([]);
+    // The accounts it names are read later, if its edge is gone: account ids only.
+    expect(sharedHolds(raw, 'edge-a:own', 'd1#0')).toEqual([{ edge: 'edge-b:1', openedAt: 2, why: 'crowd', accounts: ['gone-1', 'gone-2'], value: counted }]);
+    expect(sharedHolds(raw, 'edge-a:own', undefined)).toEqual([]);
+  });
+
+  it('the hold of an edge that is gone stands while at least half of the accounts it named still read absent', () => {
+    expect(orphanVerdict(20, 20).stands).toBe(true);
+    expect(orphanVerdict(10, 20)).toEqual({ stands: true, detail: '10 of the 20 accounts it named still read absent' });
+    // Most came back: the data is back, and the few still absent are deletions like any other.
+    expect(orphanVerdict(9, 20).stands).toBe(false);
+    expect(orphanVerdict(0, 20).stands).toBe(false);
+    // One that named none cannot be checked: it lapses, as every hold did before holds outlived their edge.
+    expect(orphanVerdict(0, 0).stands).toBe(false);
   });
 });
