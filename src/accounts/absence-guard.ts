@@ -199,9 +199,9 @@ export class AbsenceGuard {
 
   /**
    * A probe's answer (src/accounts/absence-probe.ts): of `checked` other accounts found within
-   * max-stale, those in `absent` read absent in one proven read. A crowd among them opens the guard at
-   * once, however little traffic this edge carries: otherwise, on a quiet edge, the first
-   * absences are confirmed (403) before enough deleted accounts were called to trip it (the
+   * max-stale, those in `absent` read absent in one proven read. A crowd among them opens the
+   * guard at once, however little traffic this edge carries: otherwise, on a quiet edge, the
+   * first absences are confirmed (403) before enough deleted accounts were called to trip it (the
    * randomized soak found exactly that).
    */
   sampled(absent: string[], checked: number, now: number): void {
@@ -216,7 +216,8 @@ export class AbsenceGuard {
   private open(now: number, why: string, alsoAbsent: string[], fields: Record<string, unknown>): void {
     this.openedAt = now;
     this.why = why;
-    this.accounts = [...new Set([...this.firstAbsent.keys(), ...alsoAbsent])].slice(0, ACCOUNTS_SHOWN);
+    const notAccepted = [...this.firstAbsent].filter(([, at]) => at > this.acceptedAt).map(([id]) => id);
+    this.accounts = [...new Set([...notAccepted, ...alsoAbsent])].slice(0, ACCOUNTS_SHOWN);
     this.logger.error(
       { alert: 'credit-edge-mass-absence', critical: true, ...fields, accounts: this.accounts },
       'MASS-ABSENCE GUARD OPEN: absent accounts are held as unknown (cache or 503), not 403; if the deletions are real: credit-edge dataset accept-deletions',

@@ -92,6 +92,9 @@ describe('the mass-absence guard', () => {
     // Accepted absences do not count again, and a new one is confirmed as usual.
     expect(g.hold('gone-4', copy('gone-4'), 10_600)).toBeUndefined();
     expect(g.hold('new-gone', copy('new-gone'), 10_700)).toMatchObject({ cause: 'absence-unconfirmed' });
+    // Opened again by a new crowd, it names only absences not accepted (its peers check those later).
+    g.sampled(ids(5), 20, 10_800);
+    expect(g.state(10_800)).toMatchObject({ open: true, accounts: ['new-gone', ...ids(5)] });
   });
 
   it('releases on the admin API word of an operator too', () => {
