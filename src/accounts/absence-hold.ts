@@ -168,11 +168,11 @@ export class SharedAbsenceHold {
     if (last && now - last.at < ORPHAN_CHECK_MS) return last;
     const found = hold.accounts.length > 0 ? await this.o.reader.findAbsent(hold.accounts) : { absent: [], checked: 0 };
     // No answer from a replica in sync: nothing is proven, the hold stands.
-    if (!found) return { at: now, stands: true, detail: last?.detail ?? 'its accounts not read yet' };
-    const check = { at: now, ...orphanVerdict(found.absent.length, found.checked) };
+    if (!found) return { at: now, stands: true, proven: false, detail: last?.detail ?? 'its accounts not read yet' };
+    const check = { at: now, proven: true, ...orphanVerdict(found.absent.length, found.checked) };
     const { logger, master } = this.o;
     if (check.stands) {
-      if (!last?.stands) logger.warn({ edge: hold.edge, openedAt: hold.openedAt, absent: found.absent.length, checked: found.checked }, 'mass-absence hold of an edge that is gone kept: its accounts still read absent; if the deletions are real: credit-edge dataset accept-deletions');
+      if (!(last?.stands && last.proven)) logger.warn({ edge: hold.edge, openedAt: hold.openedAt, absent: found.absent.length, checked: found.checked }, 'mass-absence hold of an edge that is gone kept: its accounts still read absent; if the deletions are real: credit-edge dataset accept-deletions');
       return check;
     }
     logger.info({ edge: hold.edge, openedAt: hold.openedAt, absent: found.absent.length, checked: found.checked }, 'mass-absence hold of an edge that is gone released: its accounts read present again');
@@ -188,6 +188,8 @@ export class SharedAbsenceHold {
 interface OrphanCheck {
   at: number;
   stands: boolean;
+  /** Its accounts were read (false: no replica in sync answered, and it stands on doubt). */
+  proven: boolean;
   detail: string;
 }
 
