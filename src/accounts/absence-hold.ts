@@ -175,7 +175,8 @@ export class SharedAbsenceHold {
       if (!(last?.stands && last.proven)) logger.warn({ edge: hold.edge, openedAt: hold.openedAt, absent: found.absent.length, checked: found.checked }, 'mass-absence hold of an edge that is gone kept: its accounts still read absent; if the deletions are real: credit-edge dataset accept-deletions');
       return check;
     }
-    logger.info({ edge: hold.edge, openedAt: hold.openedAt, absent: found.absent.length, checked: found.checked }, 'mass-absence hold of an edge that is gone released: its accounts read present again');
+    // Once: an edge without a master connection cannot remove it, and reads it void every second.
+    if (!(last?.proven && !last.stands)) logger.info({ edge: hold.edge, openedAt: hold.openedAt, absent: found.absent.length, checked: found.checked }, 'mass-absence hold of an edge that is gone released: its accounts read present again');
     try {
       await master?.eval(REMOVE_ORPHAN_LUA, 1, ABSENCE_HOLD_KEY, hold.edge, hold.value);
     } catch (err) {
