@@ -44,10 +44,20 @@ export class AccountReader {
     this.options = { ...options };
   }
 
+  /** The account from the local copy, or read from the replicas when the copy cannot decide. */
   lookup(accountId: string): Promise<Lookup> {
+    const local = this.localLookup(accountId);
+    return local ? Promise.resolve(local) : this.read(accountId);
+  }
+
+  /** The local copy's answer, when it may decide now (LocalCopy.get): no round trip, no wait. */
+  localLookup(accountId: string): Lookup | undefined {
+    return this.localCopy?.get(accountId, Date.now(), this.pool.replicas);
+  }
+
+  /** The account read from the replicas (a found, or every replica's nil, fills the local copy). */
+  read(accountId: string): Promise<Lookup> {
     const { localCopy } = this;
-    const local = localCopy?.get(accountId, Date.now(), this.pool.replicas);
-    if (local) return Promise.resolve(local);
     const candidates = this.pool.candidates();
     if (candidates.length === 0) {
       return Promise.resolve(unknown('no-healthy-replica', this.pool.replicas.map((r) => `${r.name}: ${r.healthDetail}`).join('; ')));

@@ -24,6 +24,12 @@ export class StaleCache {
   }
 
   remember(found: Found): void {
+    const kept = this.entries.get(found.account.id);
+    // The local copy answering again with the copy kept here: only its time moves (no new entry per call).
+    if (kept && kept.account === found.account && kept.replica === found.replica && kept.callsInProgress === found.callsInProgress) {
+      kept.at = found.at;
+      return;
+    }
     const entry: Entry = { account: found.account, replica: found.replica, at: found.at };
     if (found.callsInProgress !== undefined) entry.callsInProgress = found.callsInProgress;
     this.entries.set(found.account.id, entry);

@@ -60,6 +60,9 @@ export interface LastDecision {
   basis: Basis;
 }
 
+/** What deciding an INVITE comes to: a decision, or a 407 sent instead. */
+type Decided = Decision | 'challenged';
+
 type Request = Srf.SrfRequest & { source_address: string; on(event: 'cancel', listener: () => void): void };
 
 /**
@@ -106,8 +109,9 @@ export class EdgeApp {
       const refused = this.draining ? shuttingDownRejection(this.o.rules) : overloadRejection(this.o.rules);
       if (!this.draining) metrics.overloadRejections.inc();
       this.reject(res, refused);
-      this.record(callId, undefined, refused, started);
-      metrics.pddSeconds.observe({ path: 'rejected' }, (performance.now() - started) / 1000);
+      const ms = performance.now() - started;
+      metrics.pddSeconds.observe({ path: 'rejected' }, ms / 1000);
+      this.record(callId, undefined, refused, ms);
       return;
     }
     this.inFlight++;
@@ -117,17 +121,19 @@ export class EdgeApp {
     let identity: Identity | undefined;
     try {
       identity = this.o.identifier.identify({ sourceAddress: req.source_address, header: (name) => req.get(name) }); // drachtio-srf: undefined when absent
-      const decision = await this.decideFor(req, { callId, started }, identity);
+      const pending = this.decideFor(req, { callId, started }, identity);
+      // Awaited only when it must be: a decision from the local copy goes out in this same turn.
+      const decision = pending instanceof Promise ? await pending : pending;
       if (decision === 'challenged') return;
-      this.record(callId, identity, decision, started);
+      const decidedMs = performance.now() - started;
       if (canceled) {
         // A channel it may hold goes back.
         this.callOver(callId);
-        return;
-      }
-      if (decision.action === 'reject') this.reject(res, decision);
+      } else if (decision.action === 'reject') this.reject(res, decision);
       else this.route(req, callId, decision.account.id, decision.targets, decision.account.rate);
-      metrics.pddSeconds.observe({ path: decision.action === 'reject' ? 'rejected' : 'proxied' }, (performance.now() - started) / 1000);
+      if (!canceled) metrics.pddSeconds.observe({ path: decision.action === 'reject' ? 'rejected' : 'proxied' }, (performance.now() - started) / 1000);
+      // Logged once the answer or the proxied INVITE is on its way: the line is not part of the delay.
+      this.record(callId, identity, decision, decidedMs);
     } catch (err) {
       // Never a 403 from a fault of our own: 503 lets the caller's carrier try elsewhere.
       this.o.logger.error({ callId, err }, 'INVITE handling failed');
@@ -140,8 +146,11 @@ export class EdgeApp {
     }
   }
 
-  /** Identification, lookup and the decision table; 'challenged' when a 407 went out instead. */
-  private async decideFor(req: Request, call: InviteUnderWay, identity: Identity): Promise<Decision | 'challenged'> {
+  /**
+   * Identification, lookup and the decision table; 'challenged' when a 407 went out instead. A
+   * value, not a promise, when nothing had to be waited for (the local copy decided).
+   */
+  private decideFor(req: Request, call: InviteUnderWay, identity: Identity): Decided | Promise<Decided> {
     const { rules } = this.o;
     switch (identity.kind) {
       case 'none':
@@ -151,27 +160,30 @@ export class EdgeApp {
         return 'challenged';
       case 'account':
         if (this.o.bypassGating) return this.bypassed(identity.accountId);
-        return this.decideOn(call, identity.accountId, await readAccountState(this.o, identity.accountId));
-      case 'credentials': {
-        const state = await readAccountState(this.o, identity.accountId);
-        const onRecord = accountOnRecord(state, rules);
-        // Absent: 403; unknown and nothing on record: 503. A password that cannot be read is never a 403.
-        if (!onRecord) return this.decideOn(call, identity.accountId, state);
-        const verdict = this.checkDigest(req, identity.credentials, onRecord.account.sipPassword);
-        if (verdict === 'stale-nonce') {
-          this.challenge(req, true);
-          return 'challenged';
-        }
-        if (verdict !== 'ok') return rejection('unknown-account', `bad credentials: ${verdict}`, onRecord.basis, rules, onRecord.account);
-        return this.decideOn(call, identity.accountId, state);
-      }
+        return andThen(readAccountState(this.o, identity.accountId), (state) => this.decideOn(call, identity.accountId, state));
+      case 'credentials':
+        return andThen(readAccountState(this.o, identity.accountId), (state) => this.decideWithCredentials(req, call, identity.accountId, identity.credentials, state));
     }
+  }
+
+  private decideWithCredentials(req: Request, call: InviteUnderWay, accountId: string, credentials: DigestCredentials, state: AccountState): Decided | Promise<Decided> {
+    const { rules } = this.o;
+    const onRecord = accountOnRecord(state, rules);
+    // Absent: 403; unknown and nothing on record: 503. A password that cannot be read is never a 403.
+    if (!onRecord) return this.decideOn(call, accountId, state);
+    const verdict = this.checkDigest(req, credentials, onRecord.account.sipPassword);
+    if (verdict === 'stale-nonce') {
+      this.challenge(req, true);
+      return 'challenged';
+    }
+    if (verdict !== 'ok') return rejection('unknown-account', `bad credentials: ${verdict}`, onRecord.basis, rules, onRecord.account);
+    return this.decideOn(call, accountId, state);
   }
 
   private decideOn(call: InviteUnderWay, accountId: string, state: AccountState): Decision | Promise<Decision> {
     if (state.lookup.outcome === 'unknown') this.o.metrics.unknownLookups.inc({ cause: state.lookup.cause });
     const callsInProgress = callsInProgressOf(state, this.o.calls.count(accountId));
-    const decision = decide({ ...state, callsInProgress }, this.o.rules);
+    const decision = decide({ lookup: state.lookup, cached: state.cached, callsInProgress }, this.o.rules);
     // The common case stays synchronous: a refusal, or an account with no limit shared across edges.
     const { channels, rate } = this.o;
     const limitedChannels = channels !== undefined && decision.action === 'route' && decision.account.maxChannels !== undefined;
@@ -250,9 +262,8 @@ export class EdgeApp {
     res.send(decision.status, decision.phrase, { headers });
   }
 
-  /** One log line and the metrics for each decision. */
-  private record(callId: string, identity: Identity | undefined, decision: Decision, started: number): void {
-    const ms = performance.now() - started;
+  /** One log line and the metrics for each decision; `ms`: from the INVITE to its decision. */
+  private record(callId: string, identity: Identity | undefined, decision: Decision, ms: number): void {
     const outcome = decision.action === 'route' ? 'route' : decision.verdict;
     const status = decision.action === 'route' ? 'proxy' : String(decision.status);
     const { basis } = decision;
@@ -351,4 +362,9 @@ function describeBasis(outcome: string, basis: Basis): string {
     case 'none':
       return `${outcome}; basis=none; because=${basis.because}`;
   }
+}
+
+/** `f` applied to `value`, at once when it is one, once it settles when it is a promise. */
+function andThen<T, U>(value: T | Promise<T>, f: (value: T) => U | Promise<U>): U | Promise<U> {
+  return value instanceof Promise ? value.then(f) : f(value);
 }

@@ -26,6 +26,16 @@ describe('the stale cache', () => {
     expect(cache.recall('a', 3_000)?.callsInProgress).toBe(0);
   });
 
+  it('takes the same copy again (as the local copy answers) as news of its age only, and a new count as news', () => {
+    const cache = new StaleCache({ maxEntries: 10 });
+    const a = account('a');
+    cache.remember({ outcome: 'found', account: a, replica: 'r1', at: 1_000, callsInProgress: 1 });
+    cache.remember({ outcome: 'found', account: a, replica: 'r1', at: 5_000, callsInProgress: 1 });
+    expect(cache.recall('a', 6_000)).toEqual({ account: a, replica: 'r1', ageMs: 1_000, callsInProgress: 1 });
+    cache.remember({ outcome: 'found', account: a, replica: 'r1', at: 6_000, callsInProgress: 3 });
+    expect(cache.recall('a', 6_000)).toEqual({ account: a, replica: 'r1', ageMs: 0, callsInProgress: 3 });
+  });
+
   it('forgets an account on an authoritative absent', () => {
     const cache = new StaleCache({ maxEntries: 10 });
     cache.remember({ outcome: 'found', account: account('a'), replica: 'r1', at: 1_000 });
