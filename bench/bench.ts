@@ -6,6 +6,7 @@ import type { Logger } from '../src/log.js';
 import { callSequence, makeAccounts, type AccountSet } from './accounts.js';
 import { startControllerIfAvailable, type ControllerHandle } from './controller-hook.js';
 import { topFunctions } from './cpu-profile.js';
+import { decisionTimesOf, type DecisionTimes } from './decision-time.js';
 import { driveArm, type ArmResult, type LocalCopySample } from './load.js';
 import { runnerLog, within } from './runner-log.js';
 import { PROFILES, resolveOptions, type Arm, type BenchOptions, type Profile, type ProfileName, type ResolvedOptions } from './profiles.js';
@@ -54,6 +55,8 @@ export interface Summary {
   edge_process: string;
   /** Per measured arm (capacity: per step): calls, CPU per call, edge peak RSS. */
   per_arm: { arm: string; gated: boolean; cps: number; calls: number; edge_cpu_us_per_call: number | null; sip_server_cpu_us_per_call: number | null; edge_rss_mb: number | null }[];
+  /** Gating on and off: the edge's own time to decide, from its log (bench/decision-time.ts). */
+  decision_times?: DecisionTimes;
   /** With --profile: the edges' .cpuprofile files (the CPU figures then include the profiler's cost). */
   cpu_profiles?: string[];
   answered_503: number;
@@ -158,6 +161,10 @@ export async function runBench(name: ProfileName, options: BenchOptions = {}, ho
     const summary = summarize(profile, o, measured, { startedAt, loadStart, runDir, sipServer: rig.sipServer.kind, controller: started.controller ? `running; at the end: ${started.controller.status()}` : started.controllerStatus });
     const cpuProfiles = rig.edges.flatMap((e) => (e.cpuProfileFile ? [{ file: e.cpuProfileFile, gated: e.gated }] : []));
     if (cpuProfiles.length > 0) summary.cpu_profiles = cpuProfiles.map((p) => p.file);
+    if (summary.ratio_p50 !== null) {
+      const times = decisionTimesOf(path.join(runDir, 'edge.log'), rig.edges.map((e) => e.gated), makeAccounts(o.accounts).classOf);
+      if (times) summary.decision_times = times;
+    }
     writeFileSync(path.join(runDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
     writeCallsCsv(path.join(runDir, 'calls.csv'), measured.arms);
     await writeReport({ ...reportInput(profile, o, summary, measured), cpuTop: cpuTopOf(cpuProfiles) }, runDir);

@@ -327,6 +327,7 @@ function page(input: ReportInput, charts: { title: string; caption: string; svg:
     ['failed calls', s.failed_calls],
     ['PDD p50 / p90 / p99 / max (ms)', `${s.pdd_p50_ms} / ${s.pdd_p90_ms} / ${s.pdd_p99_ms} / ${s.pdd_max_ms}`],
     ['gate cost ratio p50 / p99', s.ratio_p50 === null ? '-' : `${s.ratio_p50} / ${s.ratio_p99}`],
+    ['the edge\'s decision p50 (ms), gated / ungated: the gate inside the edge (µs)', s.decision_times ? `${s.decision_times.gated_p50_ms} / ${s.decision_times.ungated_p50_ms}: ${s.decision_times.gate_us}` : '-'],
     ['false 403', s.false_403],
     ['unexpected 503', s.unexpected_503],
     ['503 answered / no answer', `${s.answered_503} / ${s.no_answer}`],

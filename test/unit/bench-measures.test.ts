@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { topFunctions } from '../../bench/cpu-profile.js';
+import { decisionTimesOf } from '../../bench/decision-time.js';
 import { sumOfSeries } from '../../bench/edge-admin.js';
 import { mostInOneSecond, mostOverlapping } from '../../bench/limits.js';
 import type { CallTrace } from '../../bench/trace.js';
@@ -96,3 +97,23 @@ describe("the limits run's counts, from the callers' traces", () => {
   });
 });
 
+describe("what the gate adds inside the edge, from the edges' decision lines", () => {
+  const started = JSON.stringify({ level: 30, msg: 'admin API listening' });
+  const decision = (account: string, outcome: string, ms: number) => JSON.stringify({ level: 30, callId: `c-${ms}`, account, outcome, ms, msg: 'decision' });
+  const classOf = new Map([['good', 'ok'], ['off', 'disabled']] as const);
+
+  it('medians per mode over the routed calls of good accounts, each process in its turn', () => {
+    const file = path.join(dir, 'edge.log');
+    const gated = [started, decision('good', 'route', 0.05), decision('good', 'route', 0.07), decision('off', 'account-disabled', 0.9), decision('good', 'route', 0.06)];
+    const ungated = [started, decision('good', 'route', 0.02), decision('off', 'route', 0.9), decision('good', 'route', 0.03), decision('good', 'route', 0.02)];
+    writeFileSync(file, [...gated, ...ungated].join('\n') + '\n');
+    expect(decisionTimesOf(file, [true, false], classOf)).toEqual({ gated_p50_ms: 0.06, ungated_p50_ms: 0.02, gate_us: 40 });
+  });
+
+  it('says undefined when the log does not hold one part per edge process', () => {
+    const file = path.join(dir, 'edge-short.log');
+    writeFileSync(file, [started, decision('good', 'route', 0.05)].join('\n') + '\n');
+    expect(decisionTimesOf(file, [true, false], classOf)).toBeUndefined();
+    expect(decisionTimesOf(path.join(dir, 'none.log'), [true], classOf)).toBeUndefined();
+  });
+});
