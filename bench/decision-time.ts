@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { AccountClass } from './accounts.js';
+import { figuresOf } from './stats.js';
 
 /** The edge's own time to decide, median over the routed calls of good accounts, per mode (ms). */
 export interface DecisionTimes {
@@ -27,14 +28,8 @@ export function decisionTimesOf(logFile: string, gatedByProcess: boolean[], clas
     }
   }
   if (parts.length !== gatedByProcess.length) return undefined;
-  const gated = median(parts.filter((_, i) => gatedByProcess[i]).flat());
-  const ungated = median(parts.filter((_, i) => !gatedByProcess[i]).flat());
+  const gated = figuresOf(parts.filter((_, i) => gatedByProcess[i]).flat())?.p50;
+  const ungated = figuresOf(parts.filter((_, i) => !gatedByProcess[i]).flat())?.p50;
   if (gated === undefined || ungated === undefined) return undefined;
   return { gated_p50_ms: gated, ungated_p50_ms: ungated, gate_us: Math.round((gated - ungated) * 1000) };
-}
-
-function median(values: number[]): number | undefined {
-  if (values.length === 0) return undefined;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor((sorted.length - 1) / 2)];
 }

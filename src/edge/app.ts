@@ -129,9 +129,11 @@ export class EdgeApp {
       if (canceled) {
         // A channel it may hold goes back.
         this.callOver(callId);
-      } else if (decision.action === 'reject') this.reject(res, decision);
-      else this.route(req, callId, decision.account.id, decision.targets, decision.account.rate);
-      if (!canceled) metrics.pddSeconds.observe({ path: decision.action === 'reject' ? 'rejected' : 'proxied' }, (performance.now() - started) / 1000);
+      } else {
+        if (decision.action === 'reject') this.reject(res, decision);
+        else this.route(req, callId, decision.account.id, decision.targets, decision.account.rate);
+        metrics.pddSeconds.observe({ path: decision.action === 'reject' ? 'rejected' : 'proxied' }, (performance.now() - started) / 1000);
+      }
       // Logged once the answer or the proxied INVITE is on its way: the line is not part of the delay.
       this.record(callId, identity, decision, decidedMs);
     } catch (err) {
